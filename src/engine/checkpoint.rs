@@ -1,0 +1,140 @@
+//! Checkpoint directories, written atomically, and exact resume from the latest complete one.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use serde::{Deserialize, Serialize};
+
+use super::rundir::{RunDir, write_atomic};
+
+/// Where training stands: enough, with the model and optimizer files, to continue exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Optimizer steps taken.
+    pub step: usize,
+    /// The epoch being trained (0-based).
+    pub epoch: usize,
+    /// Batches of `epoch` already trained: the data position.
+    pub batch_in_epoch: usize,
+    pub frozen: Vec<String>,
+    /// The step at which each group last thawed, for its learning-rate warmup.
+    pub thawed_at: BTreeMap<String, usize>,
+    pub lr_multiplier: f64,
+    pub best_val_loss: Option<f64>,
+    pub best_val_accuracy: Option<f64>,
+    pub seed: u64,
+    /// The `desired.json` checkpoint counter already served.
+    pub checkpoint_requests: u64,
+}
+
+const MODEL: &str = "model.bpk";
+const OPTIMIZER: &str = "optimizer.bpk";
+const STATE: &str = "state.json";
+const LATEST: &str = "latest";
+
+/// Writes `checkpoints/step-N/` (model, optimizer, state) as one unit and points `latest` at
+/// it; keeps the newest `keep` checkpoints.
+pub fn save<M: Module>(
+    run: &RunDir,
+    model: &M,
+    optim: &ModuleOptimizer,
+    state: &TrainState,
+    keep: usize,
+) -> Result<PathBuf> {
+    let root = run.checkpoints();
+    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    let name = format!("step-{}", state.step);
+    let tmp = root.join(format!("{name}.tmp"));
+    let done = root.join(&name);
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir_all(&tmp)?;
+    // `valid` folds the BatchNorm statistics' pending update into their value (a record
+    // taken straight from the training model is one update behind).
+    model
+        .valid()
+        .save_file(tmp.join(MODEL))
+        .with_context(|| format!("cannot save the model into {}", tmp.display()))?;
+    optim
+        .save(tmp.join(OPTIMIZER))
+        .with_context(|| format!("cannot save the optimizer into {}", tmp.display()))?;
+    write_atomic(&tmp.join(STATE), &serde_json::to_vec_pretty(state)?)?;
+    File::open(&tmp)?.sync_all()?;
+    if done.exists() {
+        std::fs::remove_dir_all(&done)?;
+    }
+    std::fs::rename(&tmp, &done)?;
+    File::open(&root)?.sync_all()?;
+    write_atomic(&root.join(LATEST), name.as_bytes())?;
+    prune(&root, keep)?;
+    Ok(done)
+}
+
+/// The complete checkpoints, oldest first.
+fn complete(root: &Path) -> Vec<(usize, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(usize, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let step = name.strip_prefix("step-")?.parse::<usize>().ok()?;
+            e.path().join(STATE).is_file().then(|| (step, e.path()))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn prune(root: &Path, keep: usize) -> Result<()> {
+    let all = complete(root);
+    let excess = all.len().saturating_sub(keep.max(1));
+    for (_, path) in &all[..excess] {
+        std::fs::remove_dir_all(path)
+            .with_context(|| format!("cannot remove old checkpoint {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The latest complete checkpoint and its state: the one `latest` names, or, if that pointer
+/// is missing or damaged, the newest directory whose state reads back.
+pub fn latest(run: &RunDir) -> Option<(PathBuf, TrainState)> {
+    let root = run.checkpoints();
+    let pointed = std::fs::read_to_string(root.join(LATEST))
+        .ok()
+        .map(|name| root.join(name.trim()));
+    let candidates = pointed
+        .into_iter()
+        .chain(complete(&root).into_iter().rev().map(|(_, p)| p));
+    candidates
+        .filter_map(|dir| {
+            let state = std::fs::read(dir.join(STATE)).ok()?;
+            let state: TrainState = serde_json::from_slice(&state).ok()?;
+            (dir.join(MODEL).is_file() && dir.join(OPTIMIZER).is_file()).then_some((dir, state))
+        })
+        .next()
+}
+
+/// Loads a checkpoint's model and optimizer state into freshly built ones.
+pub fn load<M: Module>(
+    dir: &Path,
+    model: M,
+    optim: ModuleOptimizer,
+) -> Result<(M, ModuleOptimizer)> {
+    let model = model
+        .try_load_file(dir.join(MODEL))
+        .with_context(|| format!("cannot load the model from checkpoint {}", dir.display()))?;
+    let optim = optim.load(dir.join(OPTIMIZER)).with_context(|| {
+        format!(
+            "cannot load the optimizer from checkpoint {}",
+            dir.display()
+        )
+    })?;
+    Ok((model, optim))
+}

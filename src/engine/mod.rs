@@ -1,0 +1,9 @@
+//! Training, with no knowledge of sockets or terminals.
+
+pub mod checkpoint;
+pub mod data;
+pub mod device;
+pub mod model;
+pub mod rundir;
+pub mod schedule;
+pub mod trainer;

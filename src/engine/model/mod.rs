@@ -1,0 +1,278 @@
+//! The model zoo; every model names its ordered layer groups (stem ... head).
+
+mod mlp;
+mod resnet;
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
+use burn::prelude::*;
+use serde::Serialize;
+
+pub use mlp::Mlp;
+pub use resnet::{BasicBlock, ResNet, ResNetShape};
+
+/// A model that maps a batch of images `[N, C, H, W]` to class logits `[N, classes]`.
+pub trait Classifier: Module + Sized + 'static {
+    /// Class logits for a batch of images.
+    fn forward(&self, images: Tensor<4>) -> Tensor<2>;
+}
+
+/// The models thaw knows, by the name used in session files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    ResNet18,
+    ResNet34,
+    ResNetMini,
+    Mlp,
+}
+
+/// What a model is built for: its input and its classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelShape {
+    pub classes: usize,
+    pub in_channels: usize,
+    pub image_size: usize,
+}
+
+/// One named layer group: a contiguous part of the model a user freezes or thaws as a unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LayerGroup {
+    pub name: String,
+    /// Trainable parameters (BatchNorm running statistics are not counted).
+    pub params: usize,
+    /// Regex over parameter paths (`layer1.0.conv1.weight`) selecting the group.
+    #[serde(skip)]
+    pub pattern: String,
+}
+
+impl LayerGroup {
+    /// The burn parameter group that `freeze_group` and per-group rates act on.
+    pub fn param_group(&self) -> ParamGroup {
+        // The patterns are thaw's own constants, so a bad regex is a programming error.
+        ParamGroup::from_regex(&self.pattern).expect("layer group patterns are valid regexes")
+    }
+}
+
+pub const MODEL_NAMES: &[&str] = &["resnet18", "resnet34", "resnet-mini", "mlp"];
+
+impl FromStr for ModelKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "resnet18" => Ok(Self::ResNet18),
+            "resnet34" => Ok(Self::ResNet34),
+            "resnet-mini" => Ok(Self::ResNetMini),
+            "mlp" => Ok(Self::Mlp),
+            other => Err(format!(
+                "unknown model {other:?}: expected one of {}",
+                MODEL_NAMES.join(", ")
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Self::ResNet18 => "resnet18",
+            Self::ResNet34 => "resnet34",
+            Self::ResNetMini => "resnet-mini",
+            Self::Mlp => "mlp",
+        };
+        f.write_str(name)
+    }
+}
+
+impl ModelKind {
+    /// The ordered group names and the parameter paths each covers.
+    pub fn group_patterns(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Self::ResNet18 | Self::ResNet34 | Self::ResNetMini => resnet::GROUPS,
+            Self::Mlp => mlp::GROUPS,
+        }
+    }
+
+    /// The ordered group names.
+    pub fn group_names(self) -> Vec<&'static str> {
+        self.group_patterns()
+            .iter()
+            .map(|(name, _)| *name)
+            .collect()
+    }
+
+    /// The ResNet shape, for the ResNet family.
+    pub fn resnet_shape(self) -> Option<ResNetShape> {
+        match self {
+            Self::ResNet18 => Some(ResNetShape::RESNET18),
+            Self::ResNet34 => Some(ResNetShape::RESNET34),
+            Self::ResNetMini => Some(ResNetShape::MINI),
+            Self::Mlp => None,
+        }
+    }
+}
+
+/// The layer groups of a built model, with their parameter counts.
+pub fn layer_groups<M: Module>(kind: ModelKind, model: &M) -> Vec<LayerGroup> {
+    let patterns = kind.group_patterns();
+    let regexes: Vec<regex::Regex> = patterns
+        .iter()
+        .map(|(_, p)| regex::Regex::new(p).expect("layer group patterns are valid regexes"))
+        .collect();
+    let mut counter = GroupCounter {
+        path: Vec::new(),
+        regexes: &regexes,
+        counts: vec![0; patterns.len()],
+    };
+    model.visit(&mut counter);
+    patterns
+        .iter()
+        .zip(counter.counts)
+        .map(|((name, pattern), params)| LayerGroup {
+            name: name.to_string(),
+            params,
+            pattern: pattern.to_string(),
+        })
+        .collect()
+}
+
+struct GroupCounter<'a> {
+    path: Vec<String>,
+    regexes: &'a [regex::Regex],
+    counts: Vec<usize>,
+}
+
+impl ModuleVisitor for GroupCounter<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let leaf = self.path.last().map(String::as_str).unwrap_or("");
+        if leaf == "running_mean" || leaf == "running_var" {
+            return;
+        }
+        let path = self.path.join(".");
+        if let Some(i) = self.regexes.iter().position(|r| r.is_match(&path)) {
+            self.counts[i] += param.lazy_shape().num_elements();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flex() -> Device {
+        Device::flex()
+    }
+
+    #[test]
+    fn resnet18_matches_torchvision_parameter_counts() {
+        let shape = ModelShape {
+            classes: 1000,
+            in_channels: 3,
+            image_size: 224,
+        };
+        let model = ResNet::new(ResNetShape::RESNET18, shape, &flex());
+        let groups = layer_groups(ModelKind::ResNet18, &model);
+        let names: Vec<_> = groups.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["stem", "layer1", "layer2", "layer3", "layer4", "head"]
+        );
+        // torchvision.models.resnet18(): 11,689,512 parameters; fc 513,000; layer4 8,393,728.
+        assert_eq!(groups.iter().map(|g| g.params).sum::<usize>(), 11_689_512);
+        assert_eq!(groups[5].params, 513_000);
+        assert_eq!(groups[4].params, 8_393_728);
+        assert_eq!(groups[0].params, 9_536);
+    }
+
+    #[test]
+    fn resnet34_matches_torchvision_parameter_count() {
+        let shape = ModelShape {
+            classes: 1000,
+            in_channels: 3,
+            image_size: 224,
+        };
+        let model = ResNet::new(ResNetShape::RESNET34, shape, &flex());
+        let total: usize = layer_groups(ModelKind::ResNet34, &model)
+            .iter()
+            .map(|g| g.params)
+            .sum();
+        assert_eq!(total, 21_797_672);
+    }
+
+    #[test]
+    fn any_classes_and_channels_give_logits_of_the_right_shape() {
+        let device = flex();
+        for (kind, channels, classes) in [
+            (ModelKind::ResNetMini, 1, 7),
+            (ModelKind::ResNetMini, 3, 2),
+            (ModelKind::Mlp, 3, 4),
+        ] {
+            let shape = ModelShape {
+                classes,
+                in_channels: channels,
+                image_size: 32,
+            };
+            let x = Tensor::<4>::zeros([2, channels, 32, 32], &device);
+            let dims = match kind.resnet_shape() {
+                Some(r) => ResNet::new(r, shape, &device).forward(x).dims(),
+                None => Mlp::new(shape, &device).forward(x).dims(),
+            };
+            assert_eq!(dims, [2, classes], "{kind}");
+        }
+    }
+
+    #[test]
+    fn every_parameter_belongs_to_exactly_one_group() {
+        let shape = ModelShape {
+            classes: 5,
+            in_channels: 3,
+            image_size: 32,
+        };
+        let model = ResNet::new(ResNetShape::MINI, shape, &flex());
+        let grouped: usize = layer_groups(ModelKind::ResNetMini, &model)
+            .iter()
+            .map(|g| g.params)
+            .sum();
+        let bn_stats: usize = 2 * batch_norm_channels(&model);
+        assert_eq!(grouped + bn_stats, model.num_params());
+    }
+
+    fn batch_norm_channels(model: &ResNet) -> usize {
+        struct Stats(Vec<String>, usize);
+        impl ModuleVisitor for Stats {
+            fn enter_module(&mut self, name: &str, _: &str) {
+                self.0.push(name.to_string());
+            }
+            fn exit_module(&mut self, _: &str, _: &str) {
+                self.0.pop();
+            }
+            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+                if self.0.last().is_some_and(|l| l == "running_mean") {
+                    self.1 += p.lazy_shape().num_elements();
+                }
+            }
+        }
+        let mut s = Stats(Vec::new(), 0);
+        model.visit(&mut s);
+        s.1
+    }
+
+    #[test]
+    fn unknown_model_lists_the_zoo() {
+        let err = "resnet50".parse::<ModelKind>().unwrap_err();
+        assert!(
+            err.contains("resnet18, resnet34, resnet-mini, mlp"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,308 @@
+//! A run directory, the only channel between a worker and whoever watches it:
+//! `desired.json` (read), `state.json` (written atomically), `metrics.csv` and `events.jsonl`
+//! (appended), `checkpoints/` and `best.bpk`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// What the user asked for; written by the daemon, compared by the worker before every step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Desired {
+    /// Groups to keep frozen; `None` follows the session file's freeze schedule.
+    pub frozen: Option<Vec<String>>,
+    pub paused: bool,
+    /// Multiplies every group's learning rate.
+    pub lr_multiplier: f64,
+    /// Checkpoint and stop.
+    pub stop: bool,
+    /// A checkpoint is written each time this counter goes up.
+    pub checkpoint: u64,
+    /// Continues a run the worker paused itself (a NaN loss) each time this counter goes up.
+    pub resume: u64,
+}
+
+impl Default for Desired {
+    fn default() -> Self {
+        Self {
+            frozen: None,
+            paused: false,
+            lr_multiplier: 1.0,
+            stop: false,
+            checkpoint: 0,
+            resume: 0,
+        }
+    }
+}
+
+/// Where a run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Queued,
+    Waiting,
+    Running,
+    Paused,
+    Checkpointing,
+    Finished,
+    Failed,
+    Stopped,
+    Interrupted,
+}
+
+/// The worker's account of the run, rewritten atomically as it changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    pub status: RunStatus,
+    pub step: usize,
+    pub epoch: usize,
+    pub epochs: usize,
+    pub total_steps: usize,
+    pub frozen: Vec<String>,
+    pub device: String,
+    pub pid: u32,
+    /// The process start time (clock ticks since boot), so a reused pid is not mistaken for it.
+    pub pid_start: u64,
+    pub host: String,
+    pub last_loss: Option<f64>,
+    pub best_val_loss: Option<f64>,
+    pub best_val_accuracy: Option<f64>,
+    pub samples_per_sec: Option<f64>,
+    /// Why the run failed or was paused, when it did.
+    pub message: Option<String>,
+    pub updated: f64,
+}
+
+/// One line of `events.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Seconds since the Unix epoch.
+    pub time: f64,
+    pub step: usize,
+    pub epoch: usize,
+    /// freeze, unfreeze, pause, resume, stop, checkpoint, resumed, validation, best, lr,
+    /// warning, error, finished, nan.
+    pub kind: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+}
+
+/// One row of `metrics.csv`: a logged training interval or a validation pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricRow {
+    pub step: usize,
+    pub epoch: usize,
+    pub split: &'static str,
+    pub loss: f64,
+    pub accuracy: f64,
+    pub lrs: Vec<f64>,
+    pub samples_per_sec: f64,
+    pub wall_time: f64,
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Writes `bytes` to `path` through a temporary file, fsync and rename, so readers never see
+/// half a file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let mut file = File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
+}
+
+/// A run's directory and the files in it.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    pub root: PathBuf,
+}
+
+/// The outcome of reading `desired.json`.
+#[derive(Debug, PartialEq)]
+pub enum DesiredRead {
+    Missing,
+    Good(Desired),
+    /// Unreadable or invalid: the reason, and the raw text so the same bad file is reported once.
+    Bad {
+        reason: String,
+        raw: Vec<u8>,
+    },
+}
+
+impl RunDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn spec(&self) -> PathBuf {
+        self.root.join("spec.toml")
+    }
+    pub fn desired_path(&self) -> PathBuf {
+        self.root.join("desired.json")
+    }
+    pub fn state_path(&self) -> PathBuf {
+        self.root.join("state.json")
+    }
+    pub fn metrics_path(&self) -> PathBuf {
+        self.root.join("metrics.csv")
+    }
+    pub fn events_path(&self) -> PathBuf {
+        self.root.join("events.jsonl")
+    }
+    pub fn checkpoints(&self) -> PathBuf {
+        self.root.join("checkpoints")
+    }
+    pub fn best(&self) -> PathBuf {
+        self.root.join("best.bpk")
+    }
+
+    /// Reads `desired.json`; a half-written or invalid file is reported, never trusted.
+    pub fn read_desired(&self) -> DesiredRead {
+        let raw = match std::fs::read(self.desired_path()) {
+            Ok(raw) => raw,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return DesiredRead::Missing,
+            Err(e) => {
+                return DesiredRead::Bad {
+                    reason: e.to_string(),
+                    raw: Vec::new(),
+                };
+            }
+        };
+        match serde_json::from_slice::<Desired>(&raw) {
+            Ok(d) if d.lr_multiplier.is_finite() && d.lr_multiplier > 0.0 => DesiredRead::Good(d),
+            Ok(d) => DesiredRead::Bad {
+                reason: format!(
+                    "lr_multiplier {} must be a positive number",
+                    d.lr_multiplier
+                ),
+                raw,
+            },
+            Err(e) => DesiredRead::Bad {
+                reason: e.to_string(),
+                raw,
+            },
+        }
+    }
+
+    pub fn write_desired(&self, desired: &Desired) -> Result<()> {
+        write_atomic(&self.desired_path(), &serde_json::to_vec_pretty(desired)?)
+    }
+
+    pub fn write_state(&self, state: &RunState) -> Result<()> {
+        write_atomic(&self.state_path(), &serde_json::to_vec_pretty(state)?)
+    }
+
+    pub fn read_state(&self) -> Result<RunState> {
+        let raw = std::fs::read(self.state_path())
+            .with_context(|| format!("cannot read {}", self.state_path().display()))?;
+        serde_json::from_slice(&raw)
+            .with_context(|| format!("{} is not a run state", self.state_path().display()))
+    }
+
+    pub fn append_event(&self, event: &Event) -> Result<()> {
+        let mut line = serde_json::to_string(event)?;
+        line.push('\n');
+        append(&self.events_path(), line.as_bytes())
+    }
+
+    pub fn read_events(&self) -> Vec<Event> {
+        let Ok(file) = File::open(self.events_path()) else {
+            return Vec::new();
+        };
+        BufReader::new(file)
+            .lines()
+            .map_while(|l| l.ok())
+            .filter_map(|l| serde_json::from_str(&l).ok())
+            .collect()
+    }
+
+    /// Starts `metrics.csv` with its header unless it exists.
+    pub fn init_metrics(&self, groups: &[String]) -> Result<()> {
+        if self.metrics_path().exists() {
+            return Ok(());
+        }
+        let lrs: Vec<String> = groups.iter().map(|g| format!("lr_{g}")).collect();
+        let header = format!(
+            "step,epoch,split,loss,accuracy,{},samples_per_sec,wall_time\n",
+            lrs.join(",")
+        );
+        write_atomic(&self.metrics_path(), header.as_bytes())
+    }
+
+    pub fn append_metric(&self, row: &MetricRow) -> Result<()> {
+        let lrs: Vec<String> = row.lrs.iter().map(|lr| format!("{lr:e}")).collect();
+        let line = format!(
+            "{},{},{},{},{},{},{:.2},{:.3}\n",
+            row.step,
+            row.epoch,
+            row.split,
+            row.loss,
+            row.accuracy,
+            lrs.join(","),
+            row.samples_per_sec,
+            row.wall_time
+        );
+        append(&self.metrics_path(), line.as_bytes())
+    }
+
+    /// Drops metric rows logged after `step`: a run resumed from a checkpoint at `step` logs
+    /// them again, and the history must not hold them twice.
+    pub fn truncate_metrics_after(&self, step: usize) -> Result<()> {
+        let Ok(text) = std::fs::read_to_string(self.metrics_path()) else {
+            return Ok(());
+        };
+        let mut kept = String::with_capacity(text.len());
+        for (i, line) in text.lines().enumerate() {
+            let row_step = line.split(',').next().and_then(|s| s.parse::<usize>().ok());
+            if i == 0 || row_step.is_some_and(|s| s <= step) {
+                kept.push_str(line);
+                kept.push('\n');
+            }
+        }
+        write_atomic(&self.metrics_path(), kept.as_bytes())
+    }
+}
+
+fn append(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot append to {}", path.display()))?;
+    file.write_all(bytes)?;
+    Ok(())
+}
+
+/// This process's start time in clock ticks since boot (field 22 of /proc/self/stat), 0 where
+/// unknown.
+pub fn process_start_time(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // The command name may hold spaces and parentheses: count fields after the last ')'.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(19))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// This machine's host name.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}

@@ -1,0 +1,295 @@
+//! Between steps: the desired state applied, pauses, checkpoints, validation, events, state.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::{Outcome, Trainer, step};
+use crate::engine::checkpoint;
+use crate::engine::data::Split;
+use crate::engine::model::Classifier;
+use crate::engine::rundir::{
+    DesiredRead, Event, MetricRow, RunState, RunStatus, hostname, now, process_start_time,
+};
+
+/// How often a paused run looks at `desired.json` and signals.
+const PAUSE_POLL: Duration = Duration::from_millis(100);
+
+impl<M: Classifier> Trainer<'_, M> {
+    /// Reads `desired.json` and applies the difference; returns an outcome when the run must
+    /// end before the next step.
+    pub(super) fn before_step(&mut self) -> Result<Option<Outcome>> {
+        loop {
+            self.read_desired()?;
+            if self.interrupt.load(std::sync::atomic::Ordering::SeqCst) {
+                self.checkpoint("signal")?;
+                self.status = RunStatus::Interrupted;
+                self.event(
+                    "interrupted",
+                    "interrupted by a signal: checkpointed, resumable".into(),
+                    vec![],
+                )?;
+                self.write_state()?;
+                return Ok(Some(Outcome::Interrupted));
+            }
+            self.apply_desired()?;
+            if self.desired.stop {
+                self.checkpoint("stop")?;
+                self.status = RunStatus::Stopped;
+                self.event(
+                    "stop",
+                    format!("stopped at step {}", self.state.step),
+                    vec![],
+                )?;
+                self.write_state()?;
+                return Ok(Some(Outcome::Stopped));
+            }
+            if self.self_paused.is_some_and(|at| self.desired.resume > at) {
+                self.self_paused = None;
+                self.message = None;
+            }
+            let paused = self.desired.paused || self.self_paused.is_some();
+            if !paused {
+                if self.status == RunStatus::Paused {
+                    self.status = RunStatus::Running;
+                    self.event(
+                        "resume",
+                        format!("resumed at step {}", self.state.step),
+                        vec![],
+                    )?;
+                    self.write_state()?;
+                }
+                return Ok(None);
+            }
+            if self.status != RunStatus::Paused {
+                self.flush_log()?;
+                self.status = RunStatus::Paused;
+                if self.self_paused.is_none() {
+                    self.event(
+                        "pause",
+                        format!("paused at step {}", self.state.step),
+                        vec![],
+                    )?;
+                }
+                self.write_state()?;
+            }
+            std::thread::sleep(PAUSE_POLL);
+        }
+    }
+
+    fn read_desired(&mut self) -> Result<()> {
+        match self.run.read_desired() {
+            DesiredRead::Missing => Ok(()),
+            DesiredRead::Good(desired) => {
+                let names: Vec<&str> = self.groups.iter().map(|g| g.name.as_str()).collect();
+                if let Some(bad) = desired
+                    .frozen
+                    .iter()
+                    .flatten()
+                    .find(|g| !names.contains(&g.as_str()))
+                {
+                    let reason = format!("no group {bad:?} (groups: {})", names.join(", "));
+                    let raw = serde_json::to_vec(&desired)?;
+                    return self.ignore_desired(reason, raw);
+                }
+                self.bad_desired = None;
+                self.desired = desired;
+                Ok(())
+            }
+            DesiredRead::Bad { reason, raw } => self.ignore_desired(reason, raw),
+        }
+    }
+
+    fn ignore_desired(&mut self, reason: String, raw: Vec<u8>) -> Result<()> {
+        if self.bad_desired.as_ref() != Some(&raw) {
+            self.bad_desired = Some(raw);
+            let message = format!("desired.json ignored ({reason}): keeping the last good state");
+            self.event("warning", message, vec![])?;
+        }
+        Ok(())
+    }
+
+    fn apply_desired(&mut self) -> Result<()> {
+        let (target, cause) = match &self.desired.frozen {
+            Some(frozen) => (frozen.clone(), "request"),
+            None => (self.schedule.frozen_at(self.state.epoch), "schedule"),
+        };
+        self.set_frozen(target, Some(cause))?;
+        if self.desired.lr_multiplier != self.state.lr_multiplier {
+            let message = format!(
+                "learning-rate multiplier {} -> {}",
+                self.state.lr_multiplier, self.desired.lr_multiplier
+            );
+            self.state.lr_multiplier = self.desired.lr_multiplier;
+            self.event("lr", message, vec![])?;
+        }
+        if self.desired.checkpoint > self.state.checkpoint_requests {
+            self.state.checkpoint_requests = self.desired.checkpoint;
+            self.checkpoint("request")?;
+        }
+        Ok(())
+    }
+
+    /// Freezes and thaws groups so that exactly `target` is frozen; `cause` names who asked,
+    /// for the event (none when restoring a checkpoint).
+    pub(super) fn set_frozen(&mut self, target: Vec<String>, cause: Option<&str>) -> Result<()> {
+        let order: Vec<String> = self.groups.iter().map(|g| g.name.clone()).collect();
+        let target: Vec<String> = order
+            .iter()
+            .filter(|g| target.contains(g))
+            .cloned()
+            .collect();
+        if target == self.state.frozen {
+            return Ok(());
+        }
+        let freeze: Vec<usize> = (0..order.len())
+            .filter(|&i| target.contains(&order[i]) && !self.state.frozen.contains(&order[i]))
+            .collect();
+        let thaw: Vec<usize> = (0..order.len())
+            .filter(|&i| !target.contains(&order[i]) && self.state.frozen.contains(&order[i]))
+            .collect();
+        let mut model = self.model.take().context("model present")?;
+        for &i in &freeze {
+            model = model.freeze_group(self.param_groups[i].clone());
+        }
+        for &i in &thaw {
+            model = model.unfreeze_group(self.param_groups[i].clone());
+            self.state
+                .thawed_at
+                .insert(order[i].clone(), self.state.step);
+        }
+        self.model = Some(model);
+        self.state.frozen = target;
+        if let Some(cause) = cause {
+            for (kind, idx) in [("freeze", &freeze), ("unfreeze", &thaw)] {
+                if idx.is_empty() {
+                    continue;
+                }
+                let names: Vec<String> = idx.iter().map(|&i| order[i].clone()).collect();
+                let params: usize = idx.iter().map(|&i| self.groups[i].params).sum();
+                let verb = if kind == "freeze" { "froze" } else { "thawed" };
+                let message = format!("{verb} {} ({params} params, by {cause})", names.join(", "));
+                self.event(kind, message, names)?;
+            }
+            self.write_state()?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn pause_on_nan(&mut self, value: f64) -> Result<()> {
+        self.self_paused = Some(self.desired.resume);
+        let message = format!(
+            "loss is {value} at step {} (epoch {}): paused without applying it; lower the learning rate and resume, or stop",
+            self.state.step + 1,
+            self.state.epoch
+        );
+        self.event("nan", message.clone(), vec![])?;
+        self.message = Some(message);
+        Ok(())
+    }
+
+    /// Writes a checkpoint of the current step.
+    pub(super) fn checkpoint(&mut self, why: &str) -> Result<()> {
+        let previous = self.status;
+        self.status = RunStatus::Checkpointing;
+        self.write_state()?;
+        let model = self.model();
+        let dir = checkpoint::save(
+            self.run,
+            model,
+            &self.optim,
+            &self.state,
+            self.spec.keep_checkpoints,
+        )?;
+        self.status = previous;
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        self.event("checkpoint", format!("checkpoint {name} ({why})"), vec![])?;
+        self.write_state()
+    }
+
+    /// Validation loss and top-1 accuracy over the whole validation split; keeps `best.bpk`.
+    pub(super) fn validate(&mut self) -> Result<()> {
+        let valid = self.model().valid();
+        let (mut loss, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        let start = std::time::Instant::now();
+        for batch in self.dataset.loader(Split::Val, 0, 0, self.spec.batch_size) {
+            let batch = batch?;
+            let n = batch.labels.len();
+            let (images, labels) = step::tensors(batch, &self.plain);
+            let (l, c) = step::loss_and_correct(valid.forward(images), labels);
+            loss += f64::from(l.into_scalar::<f32>()) * n as f64;
+            correct += c;
+            seen += n;
+        }
+        if seen == 0 {
+            return Ok(());
+        }
+        let (loss, accuracy) = (loss / seen as f64, correct as f64 / seen as f64);
+        let secs = start.elapsed().as_secs_f64();
+        self.run.append_metric(&MetricRow {
+            step: self.state.step,
+            epoch: self.state.epoch,
+            split: "val",
+            loss,
+            accuracy,
+            lrs: self.group_rates(),
+            samples_per_sec: if secs > 0.0 { seen as f64 / secs } else { 0.0 },
+            wall_time: self.started.elapsed().as_secs_f64(),
+        })?;
+        let message = format!(
+            "epoch {}: val loss {loss:.4}, accuracy {:.1}%",
+            self.state.epoch,
+            accuracy * 100.0
+        );
+        self.event("validation", message, vec![])?;
+        if self.state.best_val_loss.is_none_or(|best| loss < best) {
+            self.state.best_val_loss = Some(loss);
+            self.state.best_val_accuracy = Some(accuracy);
+            valid
+                .save_file(self.run.best())
+                .with_context(|| format!("cannot write {}", self.run.best().display()))?;
+            self.event(
+                "best",
+                format!("new best val loss {loss:.4}: saved best.bpk"),
+                vec![],
+            )?;
+        }
+        self.write_state()
+    }
+
+    pub(super) fn event(&self, kind: &str, message: String, groups: Vec<String>) -> Result<()> {
+        self.run.append_event(&Event {
+            time: now(),
+            step: self.state.step,
+            epoch: self.state.epoch,
+            kind: kind.to_string(),
+            message,
+            groups,
+        })
+    }
+
+    pub(super) fn write_state(&self) -> Result<()> {
+        let pid = std::process::id();
+        self.run.write_state(&RunState {
+            status: self.status,
+            step: self.state.step,
+            epoch: self.state.epoch,
+            epochs: self.spec.epochs,
+            total_steps: self.steps_per_epoch * self.spec.epochs,
+            frozen: self.state.frozen.clone(),
+            device: self.spec.device.resolve().to_string(),
+            pid,
+            pid_start: process_start_time(pid),
+            host: hostname(),
+            last_loss: self.last_loss,
+            best_val_loss: self.state.best_val_loss,
+            best_val_accuracy: self.state.best_val_accuracy,
+            samples_per_sec: self.last_speed,
+            message: self.message.clone(),
+            updated: now(),
+        })
+    }
+}

@@ -1,0 +1,344 @@
+//! The step loop: before every step it applies the run's desired state (freeze, pause, stop,
+//! learning-rate multiplier, checkpoint), then trains, logs, validates and checkpoints.
+
+mod control;
+pub mod step;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::ParamGroup;
+use burn::optim::ModuleOptimizer;
+use burn::prelude::*;
+
+use super::checkpoint::{self, TrainState};
+use super::data::{DataSource, DataSpec, Dataset, Split};
+use super::model::{Classifier, LayerGroup, Mlp, ModelShape, ResNet, layer_groups};
+use super::rundir::{Desired, MetricRow, RunDir, RunStatus};
+use super::schedule::{FreezeSchedule, LrPlan};
+use crate::session::RunSpec;
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Finished,
+    /// Stopped at the user's request, after a checkpoint.
+    Stopped,
+    /// Interrupted by a signal, after a checkpoint: resumable.
+    Interrupted,
+}
+
+/// Trains the run in `run` to completion (or stop, or signal), resuming from its latest
+/// checkpoint if it has one. `data_dir` holds the demo data sets; `interrupt` is raised by
+/// signal handlers.
+pub fn train(
+    run: &RunDir,
+    spec: &RunSpec,
+    data_dir: &Path,
+    interrupt: &AtomicBool,
+) -> Result<Outcome> {
+    let device = spec.device.to_device()?;
+    let data = DataSpec {
+        source: DataSource::parse(&spec.data)?,
+        image_size: spec.image_size,
+        in_channels: spec.in_channels,
+        val_split: spec.val_split,
+        augment: spec.augment,
+        seed: spec.seed,
+    };
+    let dataset = Arc::new(Dataset::open(&data, data_dir)?);
+    let shape = ModelShape {
+        classes: dataset.classes.len(),
+        in_channels: spec.in_channels,
+        image_size: spec.image_size,
+    };
+    let classes = serde_json::to_vec_pretty(&dataset.classes)?;
+    super::rundir::write_atomic(&run.root.join("classes.json"), &classes)?;
+    let ad = device.clone().autodiff();
+    // Each run is its own process, so seeding the backend here gives this run its own
+    // initialisation without touching any other run's.
+    ad.seed(spec.seed);
+    match spec.model.resnet_shape() {
+        Some(r) => Trainer::new(
+            run,
+            spec,
+            dataset,
+            ResNet::new(r, shape, &ad),
+            device.clone(),
+            interrupt,
+        )?
+        .run(),
+        None => Trainer::new(run, spec, dataset, Mlp::new(shape, &ad), device, interrupt)?.run(),
+    }
+}
+
+/// One run's training loop and everything it carries between steps.
+pub struct Trainer<'a, M: Classifier> {
+    run: &'a RunDir,
+    spec: &'a RunSpec,
+    dataset: Arc<Dataset>,
+    /// The autodiff device training runs on; `plain` is the same device without autodiff.
+    device: Device,
+    plain: Device,
+    model: Option<M>,
+    optim: ModuleOptimizer,
+    groups: Vec<LayerGroup>,
+    param_groups: Vec<ParamGroup>,
+    schedule: FreezeSchedule,
+    lr: LrPlan,
+    state: TrainState,
+    desired: Desired,
+    /// The last unusable `desired.json`, so it is reported once, not at every step.
+    bad_desired: Option<Vec<u8>>,
+    /// Paused by the worker itself (NaN loss) until `desired.resume` goes up.
+    self_paused: Option<u64>,
+    status: RunStatus,
+    interrupt: &'a AtomicBool,
+    started: Instant,
+    steps_per_epoch: usize,
+    log: LogWindow,
+    last_loss: Option<f64>,
+    last_speed: Option<f64>,
+    /// Why the run is paused or failed, for `state.json`.
+    message: Option<String>,
+}
+
+/// Training loss and accuracy over the current logging interval.
+#[derive(Default)]
+struct LogWindow {
+    loss: f64,
+    correct: usize,
+    samples: usize,
+    steps: usize,
+    since: Option<Instant>,
+}
+
+impl<'a, M: Classifier> Trainer<'a, M> {
+    /// Prepares a run: the model freshly built, or restored from the latest checkpoint.
+    pub fn new(
+        run: &'a RunDir,
+        spec: &'a RunSpec,
+        dataset: Arc<Dataset>,
+        model: M,
+        plain: Device,
+        interrupt: &'a AtomicBool,
+    ) -> Result<Self> {
+        let groups = layer_groups(spec.model, &model);
+        let param_groups = groups.iter().map(LayerGroup::param_group).collect();
+        let steps_per_epoch = dataset.batches_per_epoch(Split::Train, spec.batch_size);
+        if steps_per_epoch == 0 {
+            bail!(
+                "data {}: {} training images are fewer than one batch of {}: lower batch_size",
+                spec.data,
+                dataset.len(Split::Train),
+                spec.batch_size
+            );
+        }
+        let device = plain.clone().autodiff();
+        let mut trainer = Self {
+            run,
+            spec,
+            dataset,
+            device,
+            plain,
+            model: Some(model),
+            optim: step::optimizer(spec),
+            groups,
+            param_groups,
+            schedule: FreezeSchedule::new(spec),
+            lr: LrPlan::new(spec, steps_per_epoch),
+            state: TrainState {
+                step: 0,
+                epoch: 0,
+                batch_in_epoch: 0,
+                frozen: Vec::new(),
+                thawed_at: BTreeMap::new(),
+                lr_multiplier: 1.0,
+                best_val_loss: None,
+                best_val_accuracy: None,
+                seed: spec.seed,
+                checkpoint_requests: 0,
+            },
+            desired: Desired::default(),
+            bad_desired: None,
+            self_paused: None,
+            status: RunStatus::Running,
+            interrupt,
+            started: Instant::now(),
+            steps_per_epoch,
+            log: LogWindow::default(),
+            last_loss: None,
+            last_speed: None,
+            message: None,
+        };
+        let names: Vec<String> = trainer.groups.iter().map(|g| g.name.clone()).collect();
+        run.init_metrics(&names)?;
+        trainer.restore()?;
+        Ok(trainer)
+    }
+
+    fn restore(&mut self) -> Result<()> {
+        let Some((dir, saved)) = checkpoint::latest(self.run) else {
+            self.desired.checkpoint = 0;
+            return Ok(());
+        };
+        let model = self.model.take().context("model present")?;
+        let optim = std::mem::replace(&mut self.optim, step::optimizer(self.spec));
+        let (model, optim) = checkpoint::load(&dir, model, optim)?;
+        self.model = Some(model);
+        self.optim = optim;
+        // Freeze state is not part of the records: apply it again.
+        let frozen = std::mem::take(&mut self.state.frozen);
+        self.state = TrainState {
+            frozen,
+            ..saved.clone()
+        };
+        self.desired.checkpoint = saved.checkpoint_requests;
+        self.desired.lr_multiplier = saved.lr_multiplier;
+        self.set_frozen(saved.frozen.clone(), None)?;
+        self.state.thawed_at = saved.thawed_at;
+        self.run.truncate_metrics_after(saved.step)?;
+        self.event(
+            "resumed",
+            format!("resumed from checkpoint {}", dir.display()),
+            saved.frozen,
+        )?;
+        Ok(())
+    }
+
+    /// The loop, to the end of the last epoch or until stopped.
+    pub fn run(mut self) -> Result<Outcome> {
+        self.write_state()?;
+        while self.state.epoch < self.spec.epochs {
+            let loader = self.dataset.loader(
+                Split::Train,
+                self.state.epoch,
+                self.state.batch_in_epoch,
+                self.spec.batch_size,
+            );
+            for batch in loader {
+                if let Some(outcome) = self.before_step()? {
+                    return Ok(outcome);
+                }
+                self.train_step(batch?)?;
+                self.state.batch_in_epoch += 1;
+                if self.state.batch_in_epoch >= self.steps_per_epoch {
+                    break;
+                }
+                let every = self.spec.checkpoint_every_steps;
+                if every > 0 && self.state.step.is_multiple_of(every) {
+                    self.checkpoint("periodic")?;
+                }
+            }
+            self.flush_log()?;
+            self.validate()?;
+            self.state.epoch += 1;
+            self.state.batch_in_epoch = 0;
+            self.checkpoint("epoch end")?;
+        }
+        self.status = RunStatus::Finished;
+        self.event(
+            "finished",
+            format!(
+                "finished {} epochs at step {}",
+                self.spec.epochs, self.state.step
+            ),
+            vec![],
+        )?;
+        self.write_state()?;
+        Ok(Outcome::Finished)
+    }
+
+    fn model(&self) -> &M {
+        self.model
+            .as_ref()
+            .expect("the model is only taken during a step")
+    }
+
+    fn train_step(&mut self, batch: super::data::Batch) -> Result<()> {
+        let n = batch.labels.len();
+        let (images, labels) = step::tensors(batch, &self.device);
+        let model = self.model.take().context("model present")?;
+        let (loss, correct) = step::loss_and_correct(model.forward(images), labels);
+        let value = f64::from(loss.clone().into_scalar::<f32>());
+        if !value.is_finite() {
+            self.model = Some(model);
+            return self.pause_on_nan(value);
+        }
+        let model = if self.state.frozen.len() == self.groups.len() {
+            // Everything frozen: nothing to differentiate or update.
+            model
+        } else {
+            let grads = step::gradients(&loss, &model);
+            let rates = self.rates();
+            self.optim.step(rates, model, grads)
+        };
+        self.model = Some(model);
+        self.state.step += 1;
+        let log = &mut self.log;
+        log.since.get_or_insert_with(Instant::now);
+        log.loss += value * n as f64;
+        log.correct += correct;
+        log.samples += n;
+        log.steps += 1;
+        if log.steps >= self.spec.log_every_steps {
+            self.flush_log()?;
+        }
+        Ok(())
+    }
+
+    /// Every group's rate at the current step, in group order.
+    fn group_rates(&self) -> Vec<f64> {
+        self.groups
+            .iter()
+            .map(|g| {
+                let thawed = self.state.thawed_at.get(&g.name).copied();
+                self.lr
+                    .group_rate(&g.name, self.state.step, self.state.lr_multiplier, thawed)
+            })
+            .collect()
+    }
+
+    fn rates(&self) -> burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate {
+        let rates = self.group_rates();
+        let groups: Vec<(ParamGroup, f64)> = self.param_groups.iter().cloned().zip(rates).collect();
+        step::module_rates(
+            &groups,
+            self.lr.scheduled(self.state.step) * self.state.lr_multiplier,
+        )
+    }
+
+    fn flush_log(&mut self) -> Result<()> {
+        let log = std::mem::take(&mut self.log);
+        if log.samples == 0 {
+            return Ok(());
+        }
+        let secs = log.since.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0);
+        let loss = log.loss / log.samples as f64;
+        let row = MetricRow {
+            step: self.state.step,
+            epoch: self.state.epoch,
+            split: "train",
+            loss,
+            accuracy: log.correct as f64 / log.samples as f64,
+            lrs: self.group_rates(),
+            samples_per_sec: if secs > 0.0 {
+                log.samples as f64 / secs
+            } else {
+                0.0
+            },
+            wall_time: self.started.elapsed().as_secs_f64(),
+        };
+        self.run.append_metric(&row)?;
+        self.last_loss = Some(loss);
+        self.last_speed = Some(row.samples_per_sec);
+        self.write_state()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,72 @@
+//! One optimisation step: batch to tensors, loss, gradients of the trainable groups, update.
+
+use burn::module::ParamGroup;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+
+use crate::engine::data::Batch;
+use crate::session::{OptimizerKind, RunSpec};
+
+/// The optimizer a run's spec asks for.
+pub fn optimizer(spec: &RunSpec) -> ModuleOptimizer {
+    let decay = spec
+        .weight_decay
+        .filter(|w| *w > 0.0)
+        .map(|w| WeightDecayConfig::new(w as f32));
+    match spec.optimizer {
+        OptimizerKind::Sgd => SgdConfig::new()
+            .with_momentum((spec.momentum > 0.0).then(|| {
+                MomentumConfig::new()
+                    .with_momentum(spec.momentum)
+                    .with_dampening(0.0)
+            }))
+            .with_weight_decay(decay)
+            .init(),
+        OptimizerKind::Adam => AdamConfig::new().with_weight_decay(decay).init(),
+        OptimizerKind::AdamW => AdamWConfig::new()
+            .with_weight_decay(spec.weight_decay.unwrap_or(0.01) as f32)
+            .init(),
+    }
+}
+
+/// Per-group rates for one step, through burn's module scheduler: each group gets a constant
+/// rate that thaw computes from the schedule, the group's multiplier and its warmup.
+pub fn module_rates(groups: &[(ParamGroup, f64)], default: f64) -> ModuleLearningRate {
+    let mut sched = ModuleLrScheduler::new(default);
+    for (group, rate) in groups {
+        sched = sched.with_group(group.clone(), *rate);
+    }
+    sched.step()
+}
+
+/// The images and labels of a batch as tensors on `device`.
+pub fn tensors(batch: Batch, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+    let n = batch.labels.len();
+    let images = Tensor::<4>::from_data(TensorData::new(batch.images, batch.shape), device);
+    let labels = Tensor::<1, Int>::from_data(TensorData::new(batch.labels, [n]), device);
+    (images, labels)
+}
+
+/// Mean cross-entropy of `logits` against `labels`, and the number of correct top-1 guesses.
+pub fn loss_and_correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> (Tensor<1>, usize) {
+    let [n, _] = logits.dims();
+    let correct = logits
+        .clone()
+        .argmax(1)
+        .reshape([n])
+        .equal(labels.clone())
+        .int()
+        .sum()
+        .into_scalar::<i64>();
+    let picked = log_softmax(logits, 1).gather(1, labels.reshape([n, 1]));
+    (picked.mean().neg(), correct.max(0) as usize)
+}
+
+/// Gradients of the loss for the parameters that require them (frozen groups have none).
+pub fn gradients<M: Module>(loss: &Tensor<1>, model: &M) -> GradientsParams {
+    GradientsParams::from_grads(loss.backward(), model)
+}

@@ -1,0 +1,8 @@
+//! thaw: fine-tune neural networks from pretrained weights, from a terminal.
+
+pub mod engine;
+pub mod paths;
+pub mod session;
+pub mod signals;
+pub mod train;
+pub mod worker;

@@ -1,0 +1,6 @@
+//! Session files (the spec of a set of runs) and where sessions live on disk.
+
+pub mod spec;
+pub mod store;
+
+pub use spec::{GradualUnfreeze, LrSchedule, OptimizerKind, RunSpec, SessionError, SessionSpec};

@@ -1,0 +1,530 @@
+//! Session files: TOML with `[defaults]` and `[[runs]]`; every key of `[defaults]` can be set
+//! per run and the run's value wins.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::device::DeviceSpec;
+use crate::engine::model::ModelKind;
+
+/// A session file that could not be used; the message names the file, the line and the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SessionError(pub String);
+
+/// The optimizers thaw trains with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptimizerKind {
+    Sgd,
+    Adam,
+    AdamW,
+}
+
+/// Learning-rate schedules over the whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LrSchedule {
+    Constant,
+    Cosine,
+    Step,
+}
+
+/// `gradual_unfreeze = { every_epochs = k }`: thaw one group every k epochs, from the head down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GradualUnfreeze {
+    pub every_epochs: usize,
+}
+
+/// One run, with `[defaults]` applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunSpec {
+    pub name: String,
+    #[serde(with = "as_string")]
+    pub model: ModelKind,
+    pub data: String,
+    pub image_size: usize,
+    pub in_channels: usize,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    #[serde(with = "as_string")]
+    pub optimizer: OptimizerKind,
+    pub momentum: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight_decay: Option<f64>,
+    #[serde(with = "as_string")]
+    pub lr_schedule: LrSchedule,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lr_step_epochs: Option<usize>,
+    pub lr_step_gamma: f64,
+    #[serde(with = "as_string")]
+    pub device: DeviceSpec,
+    pub seed: u64,
+    pub val_split: f64,
+    pub augment: bool,
+    pub freeze: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unfreeze_at_epoch: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gradual_unfreeze: Option<GradualUnfreeze>,
+    pub group_lr: BTreeMap<String, f64>,
+    pub warmup_steps: usize,
+    pub checkpoint_every_steps: usize,
+    pub keep_checkpoints: usize,
+    pub log_every_steps: usize,
+    pub weights: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
+    pub executor: String,
+}
+
+impl Default for RunSpec {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            model: ModelKind::ResNetMini,
+            data: "demo:shapes-small".into(),
+            image_size: 32,
+            in_channels: 3,
+            epochs: 5,
+            batch_size: 32,
+            lr: 1e-3,
+            optimizer: OptimizerKind::Adam,
+            momentum: 0.9,
+            weight_decay: None,
+            lr_schedule: LrSchedule::Constant,
+            lr_step_epochs: None,
+            lr_step_gamma: 0.1,
+            device: DeviceSpec::Auto,
+            seed: 0,
+            val_split: 0.2,
+            augment: true,
+            freeze: Vec::new(),
+            unfreeze_at_epoch: None,
+            gradual_unfreeze: None,
+            group_lr: BTreeMap::new(),
+            warmup_steps: 0,
+            checkpoint_every_steps: 500,
+            keep_checkpoints: 3,
+            log_every_steps: 10,
+            weights: "none".into(),
+            threads: None,
+            executor: "local".into(),
+        }
+    }
+}
+
+/// A whole session file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionSpec {
+    pub name: String,
+    pub runs: Vec<RunSpec>,
+    /// The file as written, kept as the session's record of what was launched.
+    pub source: String,
+}
+
+/// The file's shape, used to check every table with line numbers before merging.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionFile {
+    name: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    defaults: RunSpec,
+    #[serde(default)]
+    runs: Vec<RunSpec>,
+}
+
+impl SessionSpec {
+    /// Reads and checks a session file.
+    pub fn load(path: &Path) -> Result<Self, SessionError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            SessionError(format!("cannot read session file {}: {e}", path.display()))
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Checks a session file's text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, SessionError> {
+        let file = path.display();
+        let checked: SessionFile = toml::from_str(text)
+            .map_err(|e| SessionError(format!("{file}: {}", e.to_string().trim_end())))?;
+        if checked.runs.is_empty() {
+            return Err(SessionError(format!(
+                "{file}: no runs: add at least one [[runs]] table with a name"
+            )));
+        }
+        check_name(&checked.name, "session name")
+            .map_err(|m| SessionError(format!("{file}: {m}")))?;
+        let raw: toml::Table =
+            toml::from_str(text).map_err(|e| SessionError(format!("{file}: {e}")))?;
+        let defaults = raw
+            .get("defaults")
+            .and_then(|d| d.as_table())
+            .cloned()
+            .unwrap_or_default();
+        let run_tables = raw
+            .get("runs")
+            .and_then(|r| r.as_array())
+            .cloned()
+            .unwrap_or_default();
+        let mut runs = Vec::new();
+        let mut seen = HashSet::new();
+        for (index, table) in run_tables.iter().enumerate() {
+            let mut merged = defaults.clone();
+            if let Some(table) = table.as_table() {
+                merged.extend(table.clone());
+            }
+            let run: RunSpec = merged
+                .try_into()
+                .map_err(|e| SessionError(format!("{file}: run {}: {e}", index + 1)))?;
+            let at = |key: &str| Location {
+                path,
+                text,
+                run: index,
+                key: key.to_string(),
+            };
+            if run.name.is_empty() {
+                return Err(SessionError(format!(
+                    "{}: run {} has no name: add name = \"...\"",
+                    at("name"),
+                    index + 1
+                )));
+            }
+            check_name(&run.name, "run name")
+                .map_err(|m| SessionError(format!("{}: {m}", at("name"))))?;
+            if !seen.insert(run.name.clone()) {
+                return Err(SessionError(format!(
+                    "{}: two runs are named {:?}: run names must be unique in a session",
+                    at("name"),
+                    run.name
+                )));
+            }
+            run.check().map_err(|(key, msg)| {
+                SessionError(format!("{}: run {:?}: `{key}`: {msg}", at(key), run.name))
+            })?;
+            runs.push(run);
+        }
+        Ok(Self {
+            name: checked.name,
+            runs,
+            source: text.to_string(),
+        })
+    }
+
+    /// Only the named run, or an error listing the runs there are.
+    pub fn select(mut self, run: &str) -> Result<Self, SessionError> {
+        let names: Vec<String> = self.runs.iter().map(|r| r.name.clone()).collect();
+        self.runs.retain(|r| r.name == run);
+        if self.runs.is_empty() {
+            return Err(SessionError(format!(
+                "session {:?} has no run {run:?}: its runs are {}",
+                self.name,
+                names.join(", ")
+            )));
+        }
+        Ok(self)
+    }
+}
+
+fn check_name(name: &str, what: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} {name:?} is not usable: use 1-64 letters, digits, '-', '_' or '.', not starting with '.'"
+        ))
+    }
+}
+
+impl RunSpec {
+    /// Checks the values serde cannot: ranges, and group names against the model.
+    /// On failure returns the key and what would be accepted.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        let groups = self.model.group_names();
+        let known = |g: &str| groups.contains(&g);
+        let list = groups.join(", ");
+        let positive = |key, v: usize| {
+            if v == 0 {
+                Err((key, "must be at least 1".to_string()))
+            } else {
+                Ok(())
+            }
+        };
+        positive("epochs", self.epochs)?;
+        positive("batch_size", self.batch_size)?;
+        positive("image_size", self.image_size)?;
+        positive("keep_checkpoints", self.keep_checkpoints)?;
+        positive("log_every_steps", self.log_every_steps)?;
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err((
+                "lr",
+                format!(
+                    "{} is not a learning rate: use a positive number such as 1e-3",
+                    self.lr
+                ),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.val_split) {
+            return Err((
+                "val_split",
+                format!(
+                    "{} is outside [0, 1): use a fraction such as 0.2",
+                    self.val_split
+                ),
+            ));
+        }
+        if !matches!(self.in_channels, 1 | 3) {
+            return Err((
+                "in_channels",
+                format!(
+                    "{}: image data has 1 (grayscale) or 3 (RGB) channels",
+                    self.in_channels
+                ),
+            ));
+        }
+        if self.image_size < 16 && self.model != ModelKind::Mlp {
+            return Err((
+                "image_size",
+                format!(
+                    "{} is too small for a ResNet: use 16 or more",
+                    self.image_size
+                ),
+            ));
+        }
+        if let Some(g) = self.freeze.iter().find(|g| !known(g)) {
+            return Err((
+                "freeze",
+                format!("{} has no group {g:?}: its groups are {list}", self.model),
+            ));
+        }
+        if let Some(g) = self.group_lr.keys().find(|g| !known(g)) {
+            return Err((
+                "group_lr",
+                format!("{} has no group {g:?}: its groups are {list}", self.model),
+            ));
+        }
+        if let Some((g, m)) = self
+            .group_lr
+            .iter()
+            .find(|(_, m)| !(m.is_finite() && **m >= 0.0))
+        {
+            return Err((
+                "group_lr",
+                format!("multiplier {m} for {g} must be a number >= 0"),
+            ));
+        }
+        if self.unfreeze_at_epoch.is_some() && self.freeze.is_empty() {
+            return Err((
+                "unfreeze_at_epoch",
+                "nothing to unfreeze: set freeze = [...] too".into(),
+            ));
+        }
+        if self.unfreeze_at_epoch.is_some() && self.gradual_unfreeze.is_some() {
+            return Err((
+                "gradual_unfreeze",
+                "use either unfreeze_at_epoch or gradual_unfreeze, not both".into(),
+            ));
+        }
+        if self.gradual_unfreeze.is_some_and(|g| g.every_epochs == 0) {
+            return Err(("gradual_unfreeze", "every_epochs must be at least 1".into()));
+        }
+        if self.lr_step_epochs == Some(0) {
+            return Err(("lr_step_epochs", "must be at least 1".into()));
+        }
+        if self.weights != "none" {
+            return Err((
+                "weights",
+                format!(
+                    "{:?}: this build trains from scratch only (weights = \"none\"); loading pretrained weights is not available yet",
+                    self.weights
+                ),
+            ));
+        }
+        if self.executor != "local" {
+            return Err((
+                "executor",
+                format!(
+                    "{:?}: this build runs workers on this machine only (executor = \"local\")",
+                    self.executor
+                ),
+            ));
+        }
+        if self.threads == Some(0) {
+            return Err(("threads", "must be at least 1".into()));
+        }
+        self.device
+            .check_compiled()
+            .map_err(|e| ("device", e.to_string()))?;
+        crate::engine::data::DataSource::parse(&self.data).map_err(|e| ("data", e.to_string()))?;
+        Ok(())
+    }
+
+    /// The groups frozen when the run starts: `freeze`, or for gradual unfreezing with no
+    /// `freeze` list, every group but the head.
+    pub fn initially_frozen(&self) -> Vec<String> {
+        if self.freeze.is_empty() && self.gradual_unfreeze.is_some() {
+            let names = self.model.group_names();
+            return names[..names.len() - 1]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        }
+        self.freeze.clone()
+    }
+
+    /// The spec as TOML, as written into the run directory.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a run spec always serialises")
+    }
+
+    /// Reads a run directory's `spec.toml`.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read run spec {}", path.display()))?;
+        let spec: Self = toml::from_str(&text)
+            .with_context(|| format!("run spec {} is not valid", path.display()))?;
+        spec.check()
+            .map_err(|(key, msg)| anyhow::anyhow!("{}: `{key}`: {msg}", path.display()))?;
+        Ok(spec)
+    }
+
+    /// The data directory a `demo:` set is generated into, or the folder path itself.
+    pub fn data_path(&self) -> Option<PathBuf> {
+        (!self.data.starts_with("demo:")).then(|| PathBuf::from(&self.data))
+    }
+}
+
+/// Where a key of a run is written in the file: `path:line` (the run's own table, else
+/// `[defaults]`, else the run's header).
+struct Location<'a> {
+    path: &'a Path,
+    text: &'a str,
+    run: usize,
+    key: String,
+}
+
+impl fmt::Display for Location<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut section: Option<String> = None;
+        let mut runs_seen = 0usize;
+        let (mut in_run, mut in_defaults, mut run_header) = (None, None, None);
+        for (i, line) in self.text.lines().enumerate() {
+            let t = line.trim();
+            if t.starts_with('[') {
+                section = Some(t.to_string());
+                if t.starts_with("[[runs]]") {
+                    if runs_seen == self.run {
+                        run_header = Some(i + 1);
+                    }
+                    runs_seen += 1;
+                }
+                continue;
+            }
+            let is_key = t
+                .strip_prefix(self.key.as_str())
+                .is_some_and(|rest| rest.trim_start().starts_with('='));
+            if !is_key {
+                continue;
+            }
+            match section.as_deref() {
+                Some(s) if s.starts_with("[[runs]]") && runs_seen == self.run + 1 => {
+                    in_run.get_or_insert(i + 1);
+                }
+                Some("[defaults]") => {
+                    in_defaults.get_or_insert(i + 1);
+                }
+                _ => {}
+            }
+        }
+        match in_run.or(in_defaults).or(run_header) {
+            Some(line) => write!(f, "{}:{line}", self.path.display()),
+            None => write!(f, "{}", self.path.display()),
+        }
+    }
+}
+
+/// Serialises a value through its `Display` and `FromStr`, so session files hold plain strings
+/// and a bad one is reported by toml with its line.
+mod as_string {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<T: Display, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(value)
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr,
+        T::Err: Display,
+        D: Deserializer<'de>,
+    {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl FromStr for OptimizerKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sgd" => Ok(Self::Sgd),
+            "adam" => Ok(Self::Adam),
+            "adamw" => Ok(Self::AdamW),
+            other => Err(format!(
+                "unknown optimizer {other:?}: expected one of sgd, adam, adamw"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Sgd => "sgd",
+            Self::Adam => "adam",
+            Self::AdamW => "adamw",
+        })
+    }
+}
+
+impl FromStr for LrSchedule {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "constant" => Ok(Self::Constant),
+            "cosine" => Ok(Self::Cosine),
+            "step" => Ok(Self::Step),
+            other => Err(format!(
+                "unknown lr_schedule {other:?}: expected one of constant, cosine, step"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for LrSchedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Constant => "constant",
+            Self::Cosine => "cosine",
+            Self::Step => "step",
+        })
+    }
+}

@@ -1,0 +1,267 @@
+//! `thaw train FILE`: a session's runs in the foreground as worker processes, no daemon.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::engine::rundir::{RunDir, RunState, RunStatus};
+use crate::paths::Paths;
+use crate::session::{SessionSpec, store};
+use crate::signals;
+use crate::worker::THREADS_ENV;
+
+/// Options of `thaw train`.
+pub struct TrainArgs<'a> {
+    pub file: &'a Path,
+    pub run: Option<&'a str>,
+    pub jobs: Option<usize>,
+}
+
+struct Slot {
+    name: String,
+    run: RunDir,
+    child: Option<Child>,
+    last: Option<(RunStatus, usize)>,
+    result: Option<RunStatus>,
+}
+
+/// Runs the session's runs, `jobs` at a time; returns the process exit status.
+pub fn main(args: TrainArgs) -> Result<i32> {
+    let mut spec = SessionSpec::load(args.file)?;
+    if let Some(run) = args.run {
+        spec = spec.select(run)?;
+    }
+    let paths = Paths::from_env()?;
+    let dirs = store::prepare(&paths, &spec)?;
+    for data in spec
+        .runs
+        .iter()
+        .filter_map(|r| r.data.strip_prefix("demo:"))
+    {
+        // Generated here once, before the workers start, rather than by each of them.
+        crate::engine::data::ensure_demo(&paths.demo_data(), data)?;
+    }
+    println!(
+        "session {}: run directories in {}",
+        spec.name,
+        paths.session(&spec.name).join("runs").display()
+    );
+    signals::install();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let jobs = args
+        .jobs
+        .unwrap_or(spec.runs.len())
+        .clamp(1, spec.runs.len());
+    let threads = (cores / jobs).max(1);
+    let mut slots: Vec<Slot> = spec
+        .runs
+        .iter()
+        .zip(dirs)
+        .map(|(r, run)| Slot {
+            name: r.name.clone(),
+            run,
+            child: None,
+            last: None,
+            result: None,
+        })
+        .collect();
+    for slot in &mut slots {
+        if let Ok(state) = slot.run.read_state()
+            && state.status == RunStatus::Finished
+        {
+            println!(
+                "{}: already finished (step {}); skipped",
+                slot.name, state.step
+            );
+            slot.result = Some(RunStatus::Finished);
+        }
+    }
+    let live = std::io::stdout().is_terminal();
+    let mut drawn_lines = 0;
+    loop {
+        let running = slots.iter().filter(|s| s.child.is_some()).count();
+        if !signals::interrupted() {
+            let mut free = jobs.saturating_sub(running);
+            for slot in slots
+                .iter_mut()
+                .filter(|s| s.child.is_none() && s.result.is_none())
+            {
+                if free == 0 {
+                    break;
+                }
+                slot.child = Some(spawn(&slot.run, threads)?);
+                free -= 1;
+            }
+        }
+        for slot in &mut slots {
+            reap(slot)?;
+        }
+        if live {
+            drawn_lines = draw(&slots, drawn_lines)?;
+        } else {
+            for slot in &mut slots {
+                report(slot);
+            }
+        }
+        let pending = slots.iter().any(|s| s.result.is_none());
+        let busy = slots.iter().any(|s| s.child.is_some());
+        if !busy && (!pending || signals::interrupted()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    summary(&slots)
+}
+
+fn spawn(run: &RunDir, threads: usize) -> Result<Child> {
+    let exe = std::env::current_exe().context("cannot find the thaw executable")?;
+    let log = std::fs::File::create(run.root.join("worker.log"))
+        .with_context(|| format!("cannot create {}", run.root.join("worker.log").display()))?;
+    Command::new(exe)
+        .arg("worker")
+        .arg(&run.root)
+        .env(THREADS_ENV, threads.to_string())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("cannot start a worker process")
+}
+
+fn reap(slot: &mut Slot) -> Result<()> {
+    let Some(child) = slot.child.as_mut() else {
+        return Ok(());
+    };
+    if signals::interrupted() {
+        // The terminal's Ctrl-C reached the workers too; a signal sent to thaw alone is passed on.
+        // SAFETY: kill with a pid we own and a plain signal number.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+        }
+    }
+    if child.try_wait()?.is_some() {
+        slot.child = None;
+        let status = slot
+            .run
+            .read_state()
+            .map(|s| s.status)
+            .unwrap_or(RunStatus::Failed);
+        slot.result = Some(status);
+        if status == RunStatus::Failed {
+            let why = slot
+                .run
+                .read_state()
+                .ok()
+                .and_then(|s| s.message)
+                .unwrap_or_else(|| {
+                    format!(
+                        "the worker exited without a reason; see {}",
+                        slot.run.root.join("worker.log").display()
+                    )
+                });
+            eprintln!("{}: failed: {why}", slot.name);
+        }
+    }
+    Ok(())
+}
+
+fn line(name: &str, state: &RunState) -> String {
+    let loss = state
+        .last_loss
+        .map(|l| format!("{l:.4}"))
+        .unwrap_or_else(|| "-".into());
+    let acc = state
+        .best_val_accuracy
+        .map(|a| format!("{:.1}%", a * 100.0))
+        .unwrap_or_else(|| "-".into());
+    let speed = state
+        .samples_per_sec
+        .map(|s| format!("{s:.0}/s"))
+        .unwrap_or_else(|| "-".into());
+    let frozen = if state.frozen.is_empty() {
+        "none".to_string()
+    } else {
+        state.frozen.join(",")
+    };
+    let progress = match state.total_steps {
+        0 => "-".to_string(),
+        total => format!(
+            "epoch {}/{} step {}/{total}",
+            (state.epoch + 1).min(state.epochs),
+            state.epochs,
+            state.step
+        ),
+    };
+    format!(
+        "{name:<16} {:<13} {progress} loss {loss} best val acc {acc} {speed} frozen: {frozen}",
+        format!("{:?}", state.status).to_lowercase(),
+    )
+}
+
+/// Prints a line when a run's step or status changed (stdout not a terminal).
+fn report(slot: &mut Slot) {
+    let Ok(state) = slot.run.read_state() else {
+        return;
+    };
+    let now = (state.status, state.step);
+    if slot.last != Some(now) {
+        slot.last = Some(now);
+        println!("{}", line(&slot.name, &state));
+    }
+}
+
+/// Redraws one line per run in place (stdout a terminal).
+fn draw(slots: &[Slot], previous: usize) -> Result<usize> {
+    use crossterm::{QueueableCommand, cursor, terminal};
+    let mut out = std::io::stdout();
+    if previous > 0 {
+        out.queue(cursor::MoveUp(previous as u16))?;
+    }
+    let width = terminal::size().map(|(w, _)| w as usize).unwrap_or(120);
+    for slot in slots {
+        let text = match slot.run.read_state() {
+            Ok(state) => line(&slot.name, &state),
+            Err(_) => format!("{:<16} starting", slot.name),
+        };
+        let text: String = text.chars().take(width.saturating_sub(1)).collect();
+        out.queue(terminal::Clear(terminal::ClearType::CurrentLine))?;
+        writeln!(out, "{text}")?;
+    }
+    out.flush()?;
+    Ok(slots.len())
+}
+
+fn summary(slots: &[Slot]) -> Result<i32> {
+    let mut code = 0;
+    for slot in slots {
+        let state = slot.run.read_state().ok();
+        let status = slot
+            .result
+            .or(state.as_ref().map(|s| s.status))
+            .unwrap_or(RunStatus::Queued);
+        let acc = state
+            .and_then(|s| s.best_val_accuracy)
+            .map(|a| format!("best val acc {:.1}%", a * 100.0))
+            .unwrap_or_default();
+        println!(
+            "{}: {} {acc}",
+            slot.name,
+            format!("{status:?}").to_lowercase()
+        );
+        code = match status {
+            RunStatus::Failed => 1,
+            RunStatus::Finished | RunStatus::Stopped => code,
+            _ if code == 0 => 130,
+            _ => code,
+        };
+    }
+    if signals::interrupted() {
+        println!("interrupted: every run checkpointed; run the same `thaw train` again to resume");
+    }
+    Ok(code)
+}

@@ -1,0 +1,135 @@
+//! Shared by the integration tests: a private THAW_HOME, the real `thaw` binary, run files.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use thaw::engine::rundir::{Event, RunDir, RunState};
+
+/// A temporary THAW_HOME with the demo data generated once into it.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path().join(name);
+        std::fs::write(&path, text).expect("write file");
+        path
+    }
+
+    pub fn thaw(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_thaw"));
+        cmd.env("THAW_HOME", self.path()).env_remove("NO_COLOR");
+        cmd
+    }
+
+    pub fn run_cmd(&self, args: &[&str]) -> Output {
+        self.thaw()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run thaw")
+    }
+
+    pub fn run_dir(&self, session: &str, run: &str) -> RunDir {
+        RunDir::new(
+            self.path()
+                .join("data/sessions")
+                .join(session)
+                .join("runs")
+                .join(run),
+        )
+    }
+
+    /// Writes a run directory by hand, as the daemon or `thaw train` would, for `thaw worker`.
+    pub fn prepare_run(&self, session_toml: &str) -> Vec<RunDir> {
+        let file = self.write("session.toml", session_toml);
+        let spec = thaw::session::SessionSpec::load(&file).expect("valid session");
+        let paths = thaw::paths::Paths {
+            data: self.path().join("data"),
+            config: self.path().join("config"),
+            runtime: self.path().join("run"),
+        };
+        thaw::session::store::prepare(&paths, &spec).expect("prepare runs")
+    }
+
+    pub fn worker(&self, run: &RunDir, threads: usize) -> Child {
+        self.thaw()
+            .arg("worker")
+            .arg(&run.root)
+            .env("THAW_THREADS", threads.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start worker")
+    }
+}
+
+/// Waits until `cond` holds for the run's state, or panics after `secs`.
+pub fn wait_state(
+    run: &RunDir,
+    secs: u64,
+    what: &str,
+    cond: impl Fn(&RunState) -> bool,
+) -> RunState {
+    let start = Instant::now();
+    loop {
+        if let Ok(state) = run.read_state()
+            && cond(&state)
+        {
+            return state;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}: {:?}",
+            run.read_state().ok()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn events(run: &RunDir, kind: &str) -> Vec<Event> {
+    run.read_events()
+        .into_iter()
+        .filter(|e| e.kind == kind)
+        .collect()
+}
+
+/// `(step, loss)` of every training row of `metrics.csv`, the loss as written.
+pub fn train_losses(run: &RunDir) -> Vec<(usize, String)> {
+    let text = std::fs::read_to_string(run.metrics_path()).expect("metrics.csv");
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f.get(2) == Some(&"train")).then(|| (f[0].parse().expect("step"), f[3].to_string()))
+        })
+        .collect()
+}
+
+pub fn wait_exit(child: &mut Child, secs: u64) -> i32 {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status.code().unwrap_or(-1);
+        }
+        if start.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            panic!("worker did not exit within {secs}s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,175 @@
+//! `thaw train` as a user runs it: session files in, run directories and a summary out.
+
+mod common;
+
+use common::Home;
+use thaw::engine::rundir::RunStatus;
+
+#[test]
+fn a_tiny_session_on_demo_data_learns_well_above_chance() {
+    let home = Home::new();
+    let file = home.write(
+        "tiny.toml",
+        r#"
+name = "tiny"
+[defaults]
+model = "resnet-mini"
+data = "demo:shapes"
+image_size = 32
+epochs = 4
+batch_size = 32
+lr = 3e-3
+device = "flex"
+seed = 1
+[[runs]]
+name = "scratch"
+[[runs]]
+name = "frozen-stem"
+freeze = ["stem"]
+unfreeze_at_epoch = 2
+"#,
+    );
+    let out = home.run_cmd(&["train", file.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("run directories in"), "{stdout}");
+    for name in ["scratch", "frozen-stem"] {
+        let run = home.run_dir("tiny", name);
+        let state = run.read_state().unwrap();
+        assert_eq!(state.status, RunStatus::Finished);
+        // Ten classes: chance is 10%.
+        let acc = state.best_val_accuracy.unwrap();
+        assert!(acc >= 0.4, "{name}: best validation accuracy {acc}");
+        assert!(run.best().is_file());
+    }
+    let thawed = common::events(&home.run_dir("tiny", "frozen-stem"), "unfreeze");
+    assert_eq!(thawed.len(), 1);
+    assert_eq!(thawed[0].epoch, 2);
+    // Progress lines, not a live display, when stdout is not a terminal.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("scratch") && l.contains("step")),
+        "{stdout}"
+    );
+
+    // Again: nothing left to do.
+    let again = home.run_cmd(&["train", file.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already finished"));
+}
+
+fn train_error(home: &Home, text: &str) -> String {
+    let file = home.write("bad.toml", text);
+    let out = home.run_cmd(&["train", file.to_str().unwrap()]);
+    assert!(!out.status.success(), "{text} was accepted");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[test]
+fn bad_session_files_are_refused_with_file_line_and_key() {
+    let home = Home::new();
+    let head = "name = \"s\"\n[defaults]\nmodel = \"mlp\"\n";
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "[[runs]]\nname = \"a\"\nepoch = 3\n",
+            &["bad.toml", "line 6", "epoch", "epochs"],
+        ),
+        (
+            "[[runs]]\nname = \"a\"\nmodel = \"resnet50\"\n",
+            &["line 6", "resnet18, resnet34, resnet-mini, mlp"],
+        ),
+        (
+            "[[runs]]\nname = \"a\"\nfreeze = [\"layer3\"]\n",
+            &["bad.toml:6", "freeze", "stem, hidden, head"],
+        ),
+        (
+            "[[runs]]\nname = \"a\"\nlr = -1.0\n",
+            &["bad.toml:6", "`lr`", "positive"],
+        ),
+        (
+            "[[runs]]\nname = \"a\"\ndevice = \"gpu7\"\n",
+            &["line 6", "flex, tch:cpu, tch:cuda:N, vulkan:N, auto"],
+        ),
+        (
+            "[[runs]]\nname = \"a\"\ndata = \"demo:nope\"\n",
+            &["bad.toml:6", "`data`", "shapes"],
+        ),
+        (
+            "[[runs]]\nname = \"a\"\nval_split = 1.5\n",
+            &["bad.toml:6", "val_split"],
+        ),
+        (
+            "[[runs]]\nname = \"a\"\nunfreeze_at_epoch = 2\n",
+            &["unfreeze_at_epoch", "set freeze"],
+        ),
+        (
+            "[[runs]]\nname = \"a\"\n[[runs]]\nname = \"a\"\n",
+            &["bad.toml:7", "unique"],
+        ),
+        ("[[runs]]\nname = \"a b\"\n", &["bad.toml:5", "run name"]),
+        (
+            "[[runs]]\nname = \"a\"\nepochs = \"many\"\n",
+            &["line 6", "epochs"],
+        ),
+        ("", &["no runs"]),
+    ];
+    for (runs, expected) in cases {
+        let err = train_error(&home, &format!("{head}{runs}"));
+        for want in *expected {
+            assert!(
+                err.contains(want),
+                "for {runs:?}: expected {want:?} in: {err}"
+            );
+        }
+    }
+    let err = String::from_utf8_lossy(
+        &home
+            .run_cmd(&["train", home.path().join("missing.toml").to_str().unwrap()])
+            .stderr,
+    )
+    .to_string();
+    assert!(
+        err.contains("cannot read session file") && err.contains("missing.toml"),
+        "{err}"
+    );
+    #[cfg(not(feature = "tch"))]
+    {
+        let err = train_error(
+            &home,
+            &format!("{head}[[runs]]\nname = \"a\"\ndevice = \"tch:cpu\"\n"),
+        );
+        assert!(err.contains("--features tch"), "{err}");
+    }
+}
+
+#[test]
+fn bad_data_fails_the_run_with_the_path_named() {
+    let home = Home::new();
+    let empty = home.path().join("images");
+    std::fs::create_dir_all(empty.join("cats")).unwrap();
+    std::fs::create_dir_all(empty.join("dogs")).unwrap();
+    for (name, data) in [
+        ("missing", home.path().join("nowhere")),
+        ("empty", empty.clone()),
+    ] {
+        let text = format!(
+            "name = \"{name}\"\n[defaults]\nmodel = \"mlp\"\ndata = \"{}\"\ndevice = \"flex\"\n[[runs]]\nname = \"r\"\n",
+            data.display()
+        );
+        let file = home.write(&format!("{name}.toml"), &text);
+        let out = home.run_cmd(&["train", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1));
+        let state = home.run_dir(name, "r").read_state().unwrap();
+        assert_eq!(state.status, RunStatus::Failed);
+        let why = state.message.unwrap();
+        assert!(why.contains(data.to_str().unwrap()), "{why}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(&why),
+            "reason printed"
+        );
+    }
+}

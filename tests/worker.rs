@@ -1,0 +1,212 @@
+//! `thaw worker` driven through its run directory, as the daemon and `thaw train` drive it.
+
+mod common;
+
+use common::{Home, events, train_losses, wait_exit, wait_state};
+use thaw::engine::model::{ModelKind, ModelShape, ResNet, ResNetShape};
+use thaw::engine::rundir::{Desired, RunStatus};
+
+const SESSION: &str = r#"
+name = "w"
+[defaults]
+model = "resnet-mini"
+data = "demo:shapes-small"
+image_size = 24
+epochs = 2
+batch_size = 16
+device = "flex"
+seed = 11
+log_every_steps = 1
+checkpoint_every_steps = 4
+"#;
+
+fn session(runs: &[&str]) -> String {
+    let mut text = SESSION.to_string();
+    for r in runs {
+        text.push_str(&format!("[[runs]]\nname = \"{r}\"\n"));
+    }
+    text
+}
+
+fn weights(dir: &std::path::Path) -> Vec<(String, Vec<f32>)> {
+    use burn::module::{Module, ModuleVisitor, Param};
+    use burn::prelude::*;
+    struct All(Vec<String>, Vec<(String, Vec<f32>)>);
+    impl ModuleVisitor for All {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.0.push(name.into());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.0.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            self.1.push((
+                self.0.join("."),
+                p.val().into_data().try_to_vec::<f32>().unwrap(),
+            ));
+        }
+    }
+    let shape = ModelShape {
+        classes: 5,
+        in_channels: 3,
+        image_size: 24,
+    };
+    let _ = ModelKind::ResNetMini;
+    let model = ResNet::new(ResNetShape::MINI, shape, &Device::flex())
+        .try_load_file(dir.join("model.bpk"))
+        .expect("checkpoint loads");
+    let mut all = All(Vec::new(), Vec::new());
+    model.visit(&mut all);
+    all.1
+}
+
+fn final_checkpoint(run: &thaw::engine::rundir::RunDir) -> std::path::PathBuf {
+    thaw::engine::checkpoint::latest(run)
+        .expect("a checkpoint")
+        .0
+}
+
+#[test]
+fn interrupted_and_resumed_equals_never_interrupted() {
+    let home = Home::new();
+    let runs = home.prepare_run(&session(&["straight", "broken"]));
+    let (straight, broken) = (&runs[0], &runs[1]);
+
+    let mut child = home.worker(straight, 1);
+    assert_eq!(wait_exit(&mut child, 300), 0);
+
+    // Interrupt the second run part-way (a signal, as Ctrl-C or a Slurm preemption sends),
+    // then start it again from its directory.
+    let mut child = home.worker(broken, 1);
+    wait_state(broken, 300, "a few steps", |s| s.step >= 6);
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(wait_exit(&mut child, 120), 75, "interrupted exit status");
+    let state = broken.read_state().unwrap();
+    assert_eq!(state.status, RunStatus::Interrupted);
+    assert!(state.step < 20, "stopped part-way, at step {}", state.step);
+    let mut child = home.worker(broken, 1);
+    assert_eq!(wait_exit(&mut child, 300), 0);
+    assert_eq!(broken.read_state().unwrap().status, RunStatus::Finished);
+    assert_eq!(events(broken, "resumed").len(), 1);
+
+    // Bit-identical on flex with the same thread count: same losses, same weights.
+    assert_eq!(train_losses(straight), train_losses(broken));
+    let (a, b) = (final_checkpoint(straight), final_checkpoint(broken));
+    assert_eq!(a.file_name(), b.file_name());
+    let (wa, wb) = (weights(&a), weights(&b));
+    let differing: Vec<(String, f32)> = wa
+        .iter()
+        .zip(&wb)
+        .filter(|(x, y)| x != y)
+        .map(|((name, x), (_, y))| {
+            let max = x
+                .iter()
+                .zip(y)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0, f32::max);
+            (name.clone(), max)
+        })
+        .collect();
+    assert!(differing.is_empty(), "weights differ: {differing:?}");
+}
+
+#[test]
+fn desired_state_applies_before_the_next_step_and_bad_files_are_ignored() {
+    let home = Home::new();
+    let runs = home.prepare_run(&session(&["ctl"]));
+    let run = &runs[0];
+    run.write_desired(&Desired {
+        paused: true,
+        ..Desired::default()
+    })
+    .unwrap();
+    let mut child = home.worker(run, 1);
+    let paused = wait_state(run, 120, "paused", |s| s.status == RunStatus::Paused);
+    assert_eq!(paused.step, 0);
+
+    // A half-written file and garbage: ignored with one event each, still paused.
+    std::fs::write(run.desired_path(), br#"{"paused": fa"#).unwrap();
+    wait_until(|| events(run, "warning").len() == 1);
+    std::fs::write(run.desired_path(), b"\x00\x01not json").unwrap();
+    wait_until(|| events(run, "warning").len() == 2);
+    let warning = &events(run, "warning")[0];
+    assert!(
+        warning.message.contains("desired.json ignored"),
+        "{}",
+        warning.message
+    );
+    assert!(
+        warning.message.contains("keeping the last good state"),
+        "{}",
+        warning.message
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(run.read_state().unwrap().status, RunStatus::Paused);
+    assert_eq!(run.read_state().unwrap().step, 0);
+
+    // A group that does not exist is refused the same way.
+    let bad = Desired {
+        frozen: Some(vec!["layer9".into()]),
+        paused: true,
+        ..Desired::default()
+    };
+    run.write_desired(&bad).unwrap();
+    wait_until(|| events(run, "warning").len() == 3);
+    assert!(events(run, "warning")[2].message.contains("layer9"));
+
+    // Freeze and unpause in one write: the freeze lands before step 1.
+    let want = Desired {
+        frozen: Some(vec!["stem".into(), "layer1".into()]),
+        ..Desired::default()
+    };
+    run.write_desired(&want).unwrap();
+    let state = wait_state(run, 120, "training again", |s| s.step >= 2);
+    assert_eq!(state.frozen, ["stem", "layer1"]);
+    let freeze = &events(run, "freeze")[0];
+    assert_eq!(freeze.step, 0, "applied before the first step");
+    assert_eq!(freeze.groups, ["stem", "layer1"]);
+
+    // Stop: checkpoint and exit 0.
+    run.write_desired(&Desired { stop: true, ..want }).unwrap();
+    assert_eq!(wait_exit(&mut child, 120), 0);
+    let state = run.read_state().unwrap();
+    assert_eq!(state.status, RunStatus::Stopped);
+    let (_, saved) = thaw::engine::checkpoint::latest(run).expect("checkpoint on stop");
+    assert_eq!(saved.step, state.step);
+    assert_eq!(saved.frozen, ["stem", "layer1"]);
+}
+
+#[test]
+fn a_nan_loss_pauses_the_run_and_names_the_step() {
+    let home = Home::new();
+    let text = session(&[])
+        + "[[runs]]\nname = \"boom\"\nmodel = \"mlp\"\noptimizer = \"sgd\"\nlr = 1e30\n";
+    let runs = home.prepare_run(&text);
+    let run = &runs[0];
+    let mut child = home.worker(run, 1);
+    let state = wait_state(run, 120, "paused on NaN", |s| s.status == RunStatus::Paused);
+    let nan = events(run, "nan");
+    assert_eq!(nan.len(), 1);
+    assert!(
+        nan[0]
+            .message
+            .contains(&format!("at step {}", state.step + 1)),
+        "{}",
+        nan[0].message
+    );
+    assert!(state.message.unwrap_or_default().contains("loss is"));
+    run.write_desired(&Desired {
+        stop: true,
+        ..Desired::default()
+    })
+    .unwrap();
+    assert_eq!(wait_exit(&mut child, 60), 0);
+}
+
+fn wait_until(cond: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(start.elapsed().as_secs() < 60, "timed out");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
