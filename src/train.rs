@@ -170,10 +170,21 @@ fn reap(slot: &mut Slot) -> Result<()> {
     Ok(())
 }
 
-fn line(name: &str, state: &RunState) -> String {
+/// One run in a line, the most telling figures first so that an 80-column terminal shows them.
+fn line(name: &str, width: usize, state: &RunState) -> String {
+    let status = format!("{:?}", state.status).to_lowercase();
+    let progress = match state.total_steps {
+        0 => "-".to_string(),
+        total => format!(
+            "ep {}/{} {}/{total}",
+            (state.epoch + 1).min(state.epochs),
+            state.epochs,
+            state.step
+        ),
+    };
     let loss = state
         .last_loss
-        .map(|l| format!("{l:.4}"))
+        .map(|l| format!("{l:.3}"))
         .unwrap_or_else(|| "-".into());
     let acc = state
         .best_val_accuracy
@@ -181,26 +192,13 @@ fn line(name: &str, state: &RunState) -> String {
         .unwrap_or_else(|| "-".into());
     let speed = state
         .samples_per_sec
-        .map(|s| format!("{s:.0}/s"))
-        .unwrap_or_else(|| "-".into());
-    let frozen = if state.frozen.is_empty() {
-        "none".to_string()
-    } else {
-        state.frozen.join(",")
+        .map(|s| format!(" {s:.0}/s"))
+        .unwrap_or_default();
+    let frozen = match state.frozen.is_empty() {
+        true => String::new(),
+        false => format!(" frozen {}", state.frozen.join(",")),
     };
-    let progress = match state.total_steps {
-        0 => "-".to_string(),
-        total => format!(
-            "epoch {}/{} step {}/{total}",
-            (state.epoch + 1).min(state.epochs),
-            state.epochs,
-            state.step
-        ),
-    };
-    format!(
-        "{name:<16} {:<13} {progress} loss {loss} best val acc {acc} {speed} frozen: {frozen}",
-        format!("{:?}", state.status).to_lowercase(),
-    )
+    format!("{name:<width$} {status:<13} {progress}  loss {loss}  val {acc}{speed}{frozen}")
 }
 
 /// Prints a line when a run's step or status changed (stdout not a terminal).
@@ -211,7 +209,7 @@ fn report(slot: &mut Slot) {
     let now = (state.status, state.step);
     if slot.last != Some(now) {
         slot.last = Some(now);
-        println!("{}", line(&slot.name, &state));
+        println!("{}", line(&slot.name, slot.name.len(), &state));
     }
 }
 
@@ -223,10 +221,11 @@ fn draw(slots: &[Slot], previous: usize) -> Result<usize> {
         out.queue(cursor::MoveUp(previous as u16))?;
     }
     let width = terminal::size().map(|(w, _)| w as usize).unwrap_or(120);
+    let names = slots.iter().map(|s| s.name.len()).max().unwrap_or(0);
     for slot in slots {
         let text = match slot.run.read_state() {
-            Ok(state) => line(&slot.name, &state),
-            Err(_) => format!("{:<16} starting", slot.name),
+            Ok(state) => line(&slot.name, names, &state),
+            Err(_) => format!("{:<names$} starting", slot.name),
         };
         let text: String = text.chars().take(width.saturating_sub(1)).collect();
         out.queue(terminal::Clear(terminal::ClearType::CurrentLine))?;

@@ -173,3 +173,80 @@ fn bad_data_fails_the_run_with_the_path_named() {
         );
     }
 }
+
+#[cfg(feature = "tch")]
+#[test]
+fn a_session_trains_on_tch_cpu() {
+    let home = Home::new();
+    let file = home.write(
+        "tch.toml",
+        "name = \"t\"\n[defaults]\nmodel = \"resnet-mini\"\ndata = \"demo:shapes\"\nepochs = 2\ndevice = \"tch:cpu\"\nlr = 3e-3\n[[runs]]\nname = \"r\"\nfreeze = [\"stem\"]\nunfreeze_at_epoch = 1\n",
+    );
+    let out = home.run_cmd(&["train", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state = home.run_dir("t", "r").read_state().unwrap();
+    assert_eq!(state.status, RunStatus::Finished);
+    assert_eq!(state.device, "tch:cpu");
+    assert!(
+        state.best_val_accuracy.unwrap() > 0.2,
+        "{:?}",
+        state.best_val_accuracy
+    );
+}
+
+#[test]
+fn ctrl_c_checkpoints_every_run_and_the_same_command_resumes_them() {
+    use std::os::unix::process::CommandExt;
+    let home = Home::new();
+    let file = home.write(
+        "long.toml",
+        "name = \"long\"\n[defaults]\nmodel = \"mlp\"\ndata = \"demo:shapes\"\nepochs = 3\nbatch_size = 8\nlog_every_steps = 1\ndevice = \"flex\"\n[[runs]]\nname = \"a\"\n[[runs]]\nname = \"b\"\nfreeze = [\"stem\"]\n",
+    );
+    // Its own process group, as a shell gives a foreground job: Ctrl-C reaches every process.
+    let mut child = home
+        .thaw()
+        .args(["train", file.to_str().unwrap()])
+        .process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for run in ["a", "b"] {
+        common::wait_state(&home.run_dir("long", run), 120, "training", |s| s.step >= 5);
+    }
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    let code = common::wait_exit(&mut child, 120);
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    assert_eq!(code, 130, "{stdout}");
+    assert!(
+        stdout.contains("interrupted: every run checkpointed"),
+        "{stdout}"
+    );
+    for run in ["a", "b"] {
+        let dir = home.run_dir("long", run);
+        let state = dir.read_state().unwrap();
+        assert_eq!(state.status, RunStatus::Interrupted);
+        let (_, saved) = thaw::engine::checkpoint::latest(&dir).expect("checkpoint on Ctrl-C");
+        assert_eq!(saved.step, state.step);
+    }
+    let out = home.run_cmd(&["train", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for run in ["a", "b"] {
+        let dir = home.run_dir("long", run);
+        assert_eq!(dir.read_state().unwrap().status, RunStatus::Finished);
+        assert_eq!(common::events(&dir, "resumed").len(), 1);
+        assert_eq!(
+            dir.read_state().unwrap().frozen.len(),
+            usize::from(run == "b")
+        );
+    }
+}

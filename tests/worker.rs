@@ -68,8 +68,20 @@ fn final_checkpoint(run: &thaw::engine::rundir::RunDir) -> std::path::PathBuf {
 
 #[test]
 fn interrupted_and_resumed_equals_never_interrupted() {
+    resume_is_exact("flex");
+}
+
+#[cfg(feature = "tch")]
+#[test]
+fn interrupted_and_resumed_equals_never_interrupted_on_tch_cpu() {
+    resume_is_exact("tch:cpu");
+}
+
+fn resume_is_exact(device: &str) {
     let home = Home::new();
-    let runs = home.prepare_run(&session(&["straight", "broken"]));
+    let text = session(&["straight", "broken"])
+        .replace("device = \"flex\"", &format!("device = \"{device}\""));
+    let runs = home.prepare_run(&text);
     let (straight, broken) = (&runs[0], &runs[1]);
 
     let mut child = home.worker(straight, 1);

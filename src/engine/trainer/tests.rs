@@ -71,8 +71,20 @@ fn moments(optim: &ModuleOptimizer, params: &[ParamId]) -> BTreeMap<String, Vec<
         .collect()
 }
 
-fn setup() -> (ResNet, Vec<LayerGroup>, Device) {
-    let device = Device::flex().autodiff();
+/// The engine's CPU devices in this build: flex, and LibTorch's CPU with feature `tch`.
+fn devices() -> Vec<Device> {
+    let mut all = vec![Device::flex()];
+    #[cfg(feature = "tch")]
+    all.push(
+        crate::engine::device::DeviceSpec::TchCpu
+            .to_device()
+            .expect("tch:cpu"),
+    );
+    all
+}
+
+fn setup(device: &Device) -> (ResNet, Vec<LayerGroup>, Device) {
+    let device = device.clone().autodiff();
     device.seed(3);
     let shape = ModelShape {
         classes: 3,
@@ -107,7 +119,13 @@ fn group(groups: &[LayerGroup], name: &str) -> ParamGroup {
 
 #[test]
 fn a_frozen_group_keeps_weights_statistics_and_adam_moments_until_thawed() {
-    let (model, groups, device) = setup();
+    for device in devices() {
+        frozen_group_holds(&device);
+    }
+}
+
+fn frozen_group_holds(device: &Device) {
+    let (model, groups, device) = setup(device);
     let mut optim: ModuleOptimizer = AdamConfig::new().init();
     let model = train_step(model, &mut optim, &device);
     let model = model.freeze_group(group(&groups, "layer1"));
@@ -156,7 +174,13 @@ fn a_frozen_group_keeps_weights_statistics_and_adam_moments_until_thawed() {
 
 #[test]
 fn frozen_leading_groups_produce_no_gradients() {
-    let (model, groups, device) = setup();
+    for device in devices() {
+        frozen_leading_groups_have_no_gradients(&device);
+    }
+}
+
+fn frozen_leading_groups_have_no_gradients(device: &Device) {
+    let (model, groups, device) = setup(device);
     let (images, labels) = batch(&device);
     let (loss, _) = step::loss_and_correct(model.forward(images.clone()), labels.clone());
     let all = GradientsParams::from_grads(loss.backward(), &model);
