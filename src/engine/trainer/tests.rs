@@ -73,14 +73,13 @@ fn moments(optim: &ModuleOptimizer, params: &[ParamId]) -> BTreeMap<String, Vec<
 
 /// The engine's CPU devices in this build: flex, and LibTorch's CPU with feature `tch`.
 fn devices() -> Vec<Device> {
-    let mut all = vec![Device::flex()];
-    #[cfg(feature = "tch")]
-    all.push(
+    vec![
+        Device::flex(),
+        #[cfg(feature = "tch")]
         crate::engine::device::DeviceSpec::TchCpu
             .to_device()
             .expect("tch:cpu"),
-    );
-    all
+    ]
 }
 
 fn setup(device: &Device) -> (ResNet, Vec<LayerGroup>, Device) {
