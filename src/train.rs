@@ -23,6 +23,8 @@ pub struct TrainArgs<'a> {
 struct Slot {
     name: String,
     run: RunDir,
+    /// The run of this session whose best weights this one starts from.
+    waits_for: Option<String>,
     child: Option<Child>,
     last: Option<(RunStatus, usize)>,
     result: Option<RunStatus>,
@@ -57,7 +59,6 @@ pub fn main(args: TrainArgs) -> Result<i32> {
         .jobs
         .unwrap_or(spec.runs.len())
         .clamp(1, spec.runs.len());
-    let threads = (cores / jobs).max(1);
     let mut slots: Vec<Slot> = spec
         .runs
         .iter()
@@ -65,6 +66,7 @@ pub fn main(args: TrainArgs) -> Result<i32> {
         .map(|(r, run)| Slot {
             name: r.name.clone(),
             run,
+            waits_for: r.waits_for().map(str::to_string),
             child: None,
             last: None,
             result: None,
@@ -86,16 +88,27 @@ pub fn main(args: TrainArgs) -> Result<i32> {
     loop {
         let running = slots.iter().filter(|s| s.child.is_some()).count();
         if !signals::interrupted() {
-            let mut free = jobs.saturating_sub(running);
-            for slot in slots
-                .iter_mut()
-                .filter(|s| s.child.is_none() && s.result.is_none())
-            {
-                if free == 0 {
-                    break;
+            let mut ready = Vec::new();
+            for i in 0..slots.len() {
+                if slots[i].child.is_some() || slots[i].result.is_some() {
+                    continue;
                 }
-                slot.child = Some(spawn(&slot.run, threads)?);
-                free -= 1;
+                match dependency(&slots, i) {
+                    Dependency::Ready => ready.push(i),
+                    Dependency::Waiting(on) => mark_waiting(&mut slots[i], &on)?,
+                    Dependency::Failed(why) => {
+                        let state = RunState::before_training(RunStatus::Failed, Some(why.clone()));
+                        slots[i].run.write_state(&state)?;
+                        eprintln!("{}: failed: {why}", slots[i].name);
+                        slots[i].result = Some(RunStatus::Failed);
+                    }
+                }
+            }
+            // The cores are shared by the runs that will be training together.
+            let together = (running + ready.len()).min(jobs).max(1);
+            let threads = (cores / together).max(1);
+            for i in ready.into_iter().take(jobs.saturating_sub(running)) {
+                slots[i].child = Some(spawn(&slots[i].run, threads)?);
             }
         }
         for slot in &mut slots {
@@ -104,8 +117,9 @@ pub fn main(args: TrainArgs) -> Result<i32> {
         if live {
             drawn_lines = draw(&slots, drawn_lines)?;
         } else {
+            let names = slots.iter().map(|s| s.name.len()).max().unwrap_or(0);
             for slot in &mut slots {
-                report(slot);
+                report(slot, names);
             }
         }
         let pending = slots.iter().any(|s| s.result.is_none());
@@ -116,6 +130,47 @@ pub fn main(args: TrainArgs) -> Result<i32> {
         std::thread::sleep(Duration::from_millis(250));
     }
     summary(&slots)
+}
+
+enum Dependency {
+    Ready,
+    Waiting(String),
+    Failed(String),
+}
+
+/// Whether slot `i` can start: a run that starts from another run's best weights waits until
+/// that run has finished (or stopped with best weights saved).
+fn dependency(slots: &[Slot], i: usize) -> Dependency {
+    let Some(on) = &slots[i].waits_for else {
+        return Dependency::Ready;
+    };
+    let Some(source) = slots.iter().find(|s| &s.name == on) else {
+        // Not part of this invocation (--run): its best weights must already be there.
+        return Dependency::Ready;
+    };
+    let has_best = source.run.best().is_file();
+    match source.result {
+        Some(RunStatus::Finished) => Dependency::Ready,
+        Some(RunStatus::Stopped) if has_best => Dependency::Ready,
+        Some(status) => Dependency::Failed(format!(
+            "it starts from run {on}'s best weights, and {on} ended {} without them",
+            format!("{status:?}").to_lowercase()
+        )),
+        None => Dependency::Waiting(on.clone()),
+    }
+}
+
+fn mark_waiting(slot: &mut Slot, on: &str) -> Result<()> {
+    let waiting = slot
+        .run
+        .read_state()
+        .is_ok_and(|s| s.status == RunStatus::Waiting);
+    if !waiting {
+        let why = format!("waiting for run {on} to finish: it starts from its best weights");
+        slot.run
+            .write_state(&RunState::before_training(RunStatus::Waiting, Some(why)))?;
+    }
+    Ok(())
 }
 
 fn spawn(run: &RunDir, threads: usize) -> Result<Child> {
@@ -202,14 +257,14 @@ fn line(name: &str, width: usize, state: &RunState) -> String {
 }
 
 /// Prints a line when a run's step or status changed (stdout not a terminal).
-fn report(slot: &mut Slot) {
+fn report(slot: &mut Slot, names: usize) {
     let Ok(state) = slot.run.read_state() else {
         return;
     };
     let now = (state.status, state.step);
     if slot.last != Some(now) {
         slot.last = Some(now);
-        println!("{}", line(&slot.name, slot.name.len(), &state));
+        println!("{}", line(&slot.name, names, &state));
     }
 }
 

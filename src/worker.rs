@@ -5,9 +5,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::engine::device;
-use crate::engine::rundir::{
-    Event, RunDir, RunState, RunStatus, hostname, now, process_start_time,
-};
+use crate::engine::rundir::{Event, RunDir, RunState, RunStatus, now};
 use crate::engine::trainer::{self, Outcome};
 use crate::paths::Paths;
 use crate::session::RunSpec;
@@ -56,25 +54,9 @@ fn work(run: &RunDir) -> Result<Outcome> {
 
 /// Marks the run failed in `state.json` (keeping what it knew) and says why in `events.jsonl`.
 fn record_failure(run: &RunDir, reason: &str) {
-    let pid = std::process::id();
-    let mut state = run.read_state().unwrap_or_else(|_| RunState {
-        status: RunStatus::Failed,
-        step: 0,
-        epoch: 0,
-        epochs: 0,
-        total_steps: 0,
-        frozen: Vec::new(),
-        device: String::new(),
-        pid,
-        pid_start: process_start_time(pid),
-        host: hostname(),
-        last_loss: None,
-        best_val_loss: None,
-        best_val_accuracy: None,
-        samples_per_sec: None,
-        message: None,
-        updated: now(),
-    });
+    let mut state = run
+        .read_state()
+        .unwrap_or_else(|_| RunState::before_training(RunStatus::Failed, None));
     state.status = RunStatus::Failed;
     state.message = Some(reason.to_string());
     state.updated = now();

@@ -53,7 +53,7 @@ unfreeze_at_epoch = 2
     assert!(
         stdout
             .lines()
-            .any(|l| l.starts_with("scratch") && l.contains("step")),
+            .any(|l| l.starts_with("scratch") && l.contains("ep 1/4")),
         "{stdout}"
     );
 

@@ -7,3 +7,4 @@ pub mod model;
 pub mod rundir;
 pub mod schedule;
 pub mod trainer;
+pub mod weights;

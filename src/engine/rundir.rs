@@ -78,6 +78,32 @@ pub struct RunState {
     pub updated: f64,
 }
 
+impl RunState {
+    /// The state of a run that has not trained yet (or failed before it could), as written
+    /// by whoever started it.
+    pub fn before_training(status: RunStatus, message: Option<String>) -> Self {
+        let pid = std::process::id();
+        Self {
+            status,
+            step: 0,
+            epoch: 0,
+            epochs: 0,
+            total_steps: 0,
+            frozen: Vec::new(),
+            device: String::new(),
+            pid,
+            pid_start: process_start_time(pid),
+            host: hostname(),
+            last_loss: None,
+            best_val_loss: None,
+            best_val_accuracy: None,
+            samples_per_sec: None,
+            message,
+            updated: now(),
+        }
+    }
+}
+
 /// One line of `events.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::device::DeviceSpec;
 use crate::engine::model::ModelKind;
+use crate::engine::weights::WeightsSource;
 
 /// A session file that could not be used; the message names the file, the line and the key.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +79,10 @@ pub struct RunSpec {
     pub keep_checkpoints: usize,
     pub log_every_steps: usize,
     pub weights: String,
+    /// `[[regex, replacement], ...]` applied to the weights file's tensor names.
+    pub weights_remap: Vec<[String; 2]>,
+    /// Tensor names of the weights file (after remapping) that must not be loaded.
+    pub weights_exclude: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threads: Option<usize>,
     pub executor: String,
@@ -113,6 +118,8 @@ impl Default for RunSpec {
             keep_checkpoints: 3,
             log_every_steps: 10,
             weights: "none".into(),
+            weights_remap: Vec::new(),
+            weights_exclude: Vec::new(),
             threads: None,
             executor: "local".into(),
         }
@@ -205,11 +212,27 @@ impl SessionSpec {
                     run.name
                 )));
             }
+            let mut run = run;
             run.check().map_err(|(key, msg)| {
+                SessionError(format!("{}: run {:?}: `{key}`: {msg}", at(key), run.name))
+            })?;
+            run.resolve_paths(path).map_err(|(key, msg)| {
                 SessionError(format!("{}: run {:?}: `{key}`: {msg}", at(key), run.name))
             })?;
             runs.push(run);
         }
+        check_references(&runs).map_err(|(index, msg)| {
+            let at = Location {
+                path,
+                text,
+                run: index,
+                key: "weights".to_string(),
+            };
+            SessionError(format!(
+                "{at}: run {:?}: `weights`: {msg}",
+                runs[index].name
+            ))
+        })?;
         Ok(Self {
             name: checked.name,
             runs,
@@ -230,6 +253,40 @@ impl SessionSpec {
         }
         Ok(self)
     }
+}
+
+/// Runs that start from another run of the session must name one that exists, not
+/// themselves, and not in a cycle. On failure: the run's index and why.
+fn check_references(runs: &[RunSpec]) -> Result<(), (usize, String)> {
+    let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+    for (index, run) in runs.iter().enumerate() {
+        let mut seen = vec![run.name.as_str()];
+        let mut current = run;
+        while let Some(source) = current.waits_for() {
+            let Some(next) = runs.iter().find(|r| r.name == source) else {
+                return Err((
+                    index,
+                    format!(
+                        "run:{source}/best names no run of this session: its runs are {}",
+                        names.join(", ")
+                    ),
+                ));
+            };
+            if seen.contains(&next.name.as_str()) {
+                seen.push(next.name.as_str());
+                return Err((
+                    index,
+                    format!(
+                        "runs wait for each other in a circle: {}",
+                        seen.join(" -> ")
+                    ),
+                ));
+            }
+            seen.push(next.name.as_str());
+            current = next;
+        }
+    }
+    Ok(())
 }
 
 fn check_name(name: &str, what: &str) -> Result<(), String> {
@@ -343,14 +400,18 @@ impl RunSpec {
         if self.lr_step_epochs == Some(0) {
             return Err(("lr_step_epochs", "must be at least 1".into()));
         }
-        if self.weights != "none" {
-            return Err((
-                "weights",
-                format!(
-                    "{:?}: this build trains from scratch only (weights = \"none\"); loading pretrained weights is not available yet",
-                    self.weights
-                ),
-            ));
+        WeightsSource::parse(&self.weights).map_err(|e| ("weights", e))?;
+        for [pattern, _] in &self.weights_remap {
+            regex::Regex::new(pattern)
+                .map_err(|e| ("weights_remap", format!("{pattern:?} is not a regex: {e}")))?;
+        }
+        for pattern in &self.weights_exclude {
+            regex::Regex::new(pattern).map_err(|e| {
+                (
+                    "weights_exclude",
+                    format!("{pattern:?} is not a regex: {e}"),
+                )
+            })?;
         }
         if self.executor != "local" {
             return Err((
@@ -368,6 +429,36 @@ impl RunSpec {
             .check_compiled()
             .map_err(|e| ("device", e.to_string()))?;
         crate::engine::data::DataSource::parse(&self.data).map_err(|e| ("data", e.to_string()))?;
+        Ok(())
+    }
+
+    /// The run of the same session whose best weights this run starts from, if any.
+    pub fn waits_for(&self) -> Option<&str> {
+        let rest = self.weights.strip_prefix("run:")?.strip_suffix("/best")?;
+        (!rest.contains('/')).then_some(rest)
+    }
+
+    /// Makes `data` and a weights file absolute, relative to the session file's folder, so
+    /// workers started anywhere find them; a weights file must exist.
+    fn resolve_paths(&mut self, session_file: &Path) -> Result<(), (&'static str, String)> {
+        let base = session_file.parent().unwrap_or(Path::new("."));
+        let absolute = |p: &str| std::path::absolute(base.join(p)).unwrap_or_else(|_| base.join(p));
+        if !self.data.starts_with("demo:") {
+            self.data = absolute(&self.data).display().to_string();
+        }
+        if let Ok(WeightsSource::File(file)) = WeightsSource::parse(&self.weights) {
+            let file = absolute(&file.display().to_string());
+            if !file.is_file() {
+                return Err((
+                    "weights",
+                    format!(
+                        "{} does not exist: expected a .bpk, .safetensors, .pt or .pth file, run:RUN/best, or \"none\"",
+                        file.display()
+                    ),
+                ));
+            }
+            self.weights = file.display().to_string();
+        }
         Ok(())
     }
 

@@ -103,6 +103,11 @@ impl ModelKind {
             .collect()
     }
 
+    /// The model's input convolution, which a weights transfer adapts to other input channels.
+    pub fn input_conv(self) -> Option<&'static str> {
+        self.resnet_shape().map(|_| "conv1.weight")
+    }
+
     /// The ResNet shape, for the ResNet family.
     pub fn resnet_shape(self) -> Option<ResNetShape> {
         match self {

@@ -20,6 +20,7 @@ use super::data::{DataSource, DataSpec, Dataset, Split};
 use super::model::{Classifier, LayerGroup, Mlp, ModelShape, ResNet, layer_groups};
 use super::rundir::{Desired, MetricRow, RunDir, RunStatus};
 use super::schedule::{FreezeSchedule, LrPlan};
+use super::weights::{TransferRules, WeightsFile, WeightsSource, transfer};
 use crate::session::RunSpec;
 
 /// How a run ended.
@@ -63,17 +64,56 @@ pub fn train(
     // initialisation without touching any other run's.
     ad.seed(spec.seed);
     match spec.model.resnet_shape() {
-        Some(r) => Trainer::new(
-            run,
-            spec,
-            dataset,
-            ResNet::new(r, shape, &ad),
-            device.clone(),
-            interrupt,
-        )?
-        .run(),
-        None => Trainer::new(run, spec, dataset, Mlp::new(shape, &ad), device, interrupt)?.run(),
+        Some(r) => {
+            let model = starting_weights(run, spec, ResNet::new(r, shape, &ad))?;
+            Trainer::new(run, spec, dataset, model, device, interrupt)?.run()
+        }
+        None => {
+            let model = starting_weights(run, spec, Mlp::new(shape, &ad))?;
+            Trainer::new(run, spec, dataset, model, device, interrupt)?.run()
+        }
     }
+}
+
+/// The model with the run's `weights` transferred into it, reported in `transfer.json` and
+/// the events. A run resuming from a checkpoint takes its weights from there instead.
+fn starting_weights<M: Classifier>(run: &RunDir, spec: &RunSpec, model: M) -> Result<M> {
+    let source = WeightsSource::parse(&spec.weights).map_err(anyhow::Error::msg)?;
+    let Some(path) = source.path(&run.root) else {
+        return Ok(model);
+    };
+    if checkpoint::latest(run).is_some() {
+        return Ok(model);
+    }
+    let file = WeightsFile::read(&path)?;
+    let rules = TransferRules {
+        remap: spec
+            .weights_remap
+            .iter()
+            .map(|[p, r]| Ok((regex::Regex::new(p)?, r.clone())))
+            .collect::<Result<_>>()?,
+        exclude: spec
+            .weights_exclude
+            .iter()
+            .map(|p| Ok(regex::Regex::new(p)?))
+            .collect::<Result<_>>()?,
+        input_conv: spec.model.input_conv().map(str::to_string),
+    };
+    let groups = layer_groups(spec.model, &model);
+    let (model, report) = transfer(model, &groups, &file, &rules)?;
+    super::rundir::write_atomic(
+        &run.root.join("transfer.json"),
+        &serde_json::to_vec_pretty(&report)?,
+    )?;
+    run.append_event(&super::rundir::Event {
+        time: super::rundir::now(),
+        step: 0,
+        epoch: 0,
+        kind: "weights".into(),
+        message: format!("weights from {source}: {}", report.lines().join("; ")),
+        groups: Vec::new(),
+    })?;
+    Ok(model)
 }
 
 /// One run's training loop and everything it carries between steps.

@@ -1,0 +1,12 @@
+//! Weights files: reading `.bpk`, `.safetensors` and PyTorch state dicts, transferring them
+//! into a model with a report.
+
+mod read;
+mod source;
+mod transfer;
+
+pub use read::{FileTensor, Format, WeightsError, WeightsFile};
+pub use source::WeightsSource;
+pub use transfer::{
+    GroupTransfer, Mismatch, TransferReport, TransferRules, pytorch_name, transfer, transpose,
+};
