@@ -116,6 +116,26 @@ fn bad_session_files_are_refused_with_file_line_and_key() {
             &["line 6", "epochs"],
         ),
         ("", &["no runs"]),
+        (
+            "[[runs]]\nname = \"a\"\nweights = \"run:nope/best\"\n",
+            &["bad.toml:6", "names no run of this session", "a"],
+        ),
+        (
+            "[[runs]]\nname = \"a\"\nweights = \"run:a/best\"\n",
+            &["bad.toml:6", "circle", "a -> a"],
+        ),
+        (
+            "[[runs]]\nname = \"a\"\nweights = \"missing.pth\"\n",
+            &["bad.toml:6", "missing.pth does not exist"],
+        ),
+        (
+            "[[runs]]\nname = \"a\"\nweights = \"run:a/latest\"\n",
+            &["bad.toml:6", "run:RUN/best"],
+        ),
+        (
+            "[[runs]]\nname = \"a\"\nweights_remap = [[\"(\", \"x\"]]\n",
+            &["bad.toml:6", "not a regex"],
+        ),
     ];
     for (runs, expected) in cases {
         let err = train_error(&home, &format!("{head}{runs}"));

@@ -181,8 +181,41 @@ fn entry(
     })
 }
 
+/// Python types a state dict may hold besides plain values; any other global is refused.
+const PICKLE_TYPES: &[&str] = &[
+    "torch.Tensor",
+    "torch.TypedStorage",
+    "torch.UntypedStorage",
+    "torch.Size",
+];
+
+/// Names of the Python globals in a pickle that a state dict has no business holding.
+fn unexpected_globals(value: &burn::store::pytorch_reader::PickleValue, found: &mut Vec<String>) {
+    use burn::store::pytorch_reader::PickleValue as V;
+    match value {
+        V::Unsupported(name) if !PICKLE_TYPES.contains(&name.as_str()) && !found.contains(name) => {
+            found.push(name.clone());
+        }
+        V::List(items) => items.iter().for_each(|v| unexpected_globals(v, found)),
+        V::Dict(map) => map.values().for_each(|v| unexpected_globals(v, found)),
+        _ => {}
+    }
+}
+
 fn read_pytorch(path: &Path) -> Result<BTreeMap<String, FileTensor>, String> {
     use burn::store::pytorch_reader::{DType as P, PytorchReader};
+    // The reader only parses the pickle; still, a file naming functions or classes a state
+    // dict does not contain is not what it claims to be.
+    if let Ok(data) = PytorchReader::read_pickle_data(path, None) {
+        let mut globals = Vec::new();
+        unexpected_globals(&data, &mut globals);
+        if !globals.is_empty() {
+            return Err(format!(
+                "refused: the pickle names Python objects a state dict does not hold ({}); thaw reads only tensors, numbers, strings and containers and never runs code from a file: save with torch.save(model.state_dict())",
+                globals.join(", ")
+            ));
+        }
+    }
     let reader = PytorchReader::new(path).map_err(|e| {
         format!("not a PyTorch state dict ({e}): expected a file written by torch.save(model.state_dict())")
     })?;

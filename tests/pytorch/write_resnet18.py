@@ -1,0 +1,33 @@
+"""Writes a randomly initialised torchvision resnet18 (10 classes, BatchNorm statistics that
+are not their defaults) in the formats thaw reads, an input batch and PyTorch's eval-mode
+logits for it. Usage: write_resnet18.py OUT_DIR"""
+import os
+import sys
+
+import torch
+import torchvision
+from safetensors.torch import save_file
+
+out = sys.argv[1]
+torch.manual_seed(0)
+model = torchvision.models.resnet18(num_classes=10)
+with torch.no_grad():
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.uniform_(0.5, 1.5)
+            m.bias.uniform_(-0.2, 0.2)
+model.eval()
+state = model.state_dict()
+torch.save(state, os.path.join(out, "r18.pth"))
+torch.save({"state_dict": state, "epoch": 3}, os.path.join(out, "wrapped.pth"))
+torch.save({"state_dict": {"model." + k: v for k, v in state.items()}}, os.path.join(out, "lightning.ckpt"))
+save_file({k: v.contiguous() for k, v in state.items()}, os.path.join(out, "r18.safetensors"))
+# A pickle that names a global no state dict has: a reader must refuse it, never call it.
+torch.save({"conv1.weight": state["conv1.weight"], "hook": os.system}, os.path.join(out, "evil.pth"))
+
+x = torch.randn(2, 3, 64, 64)
+with torch.no_grad():
+    y = model(x)
+save_file({"x": x.contiguous(), "y": y.contiguous()}, os.path.join(out, "io.safetensors"))

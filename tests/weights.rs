@@ -1,0 +1,377 @@
+//! Weights files into thaw models, with PyTorch as the reference.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::prelude::*;
+use thaw::engine::model::{Classifier, ModelKind, ModelShape, ResNet, ResNetShape, layer_groups};
+use thaw::engine::weights::{TransferReport, TransferRules, WeightsFile, transfer};
+
+/// The Python with torch and torchvision: THAW_PYTHON, else CI's virtual environment.
+fn python() -> Option<PathBuf> {
+    let candidate = std::env::var_os("THAW_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let home = std::env::var_os("HOME")?;
+            Some(Path::new(&home).join(".cache/thaw-ci/venv/bin/python"))
+        })?;
+    let ok = Command::new(&candidate)
+        .args(["-c", "import torch, torchvision, safetensors"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return Some(candidate);
+    }
+    assert!(
+        std::env::var_os("THAW_REQUIRE_TORCH").is_none(),
+        "THAW_REQUIRE_TORCH is set but {} has no torch/torchvision",
+        candidate.display()
+    );
+    eprintln!("\n*** SKIPPED: no Python with torch and torchvision (set THAW_PYTHON) ***\n");
+    None
+}
+
+/// PyTorch's files, written once per test into a temporary folder.
+fn pytorch_files() -> Option<tempfile::TempDir> {
+    let python = python()?;
+    let dir = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pytorch/write_resnet18.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(dir)
+}
+
+fn resnet18(classes: usize, in_channels: usize) -> ResNet {
+    let shape = ModelShape {
+        classes,
+        in_channels,
+        image_size: 64,
+    };
+    ResNet::new(ResNetShape::RESNET18, shape, &Device::flex())
+}
+
+fn load(model: ResNet, file: &Path) -> (ResNet, TransferReport) {
+    let groups = layer_groups(ModelKind::ResNet18, &model);
+    let file = WeightsFile::read(file).expect("file reads");
+    let rules = TransferRules {
+        input_conv: Some("conv1.weight".into()),
+        ..Default::default()
+    };
+    transfer(model, &groups, &file, &rules).expect("transfer succeeds")
+}
+
+fn values(file: &WeightsFile, name: &str) -> (Vec<usize>, Vec<f32>) {
+    let t = &file.tensors[name];
+    (t.shape.clone(), t.values.clone().unwrap())
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn torchvision_resnet18_gives_pytorchs_logits_in_every_format() {
+    let Some(dir) = pytorch_files() else { return };
+    let io = WeightsFile::read(&dir.path().join("io.safetensors")).unwrap();
+    let (x_shape, x) = values(&io, "x");
+    let (_, expected) = values(&io, "y");
+    for name in [
+        "r18.pth",
+        "wrapped.pth",
+        "lightning.ckpt",
+        "r18.safetensors",
+    ] {
+        let (model, report) = load(resnet18(10, 3), &dir.path().join(name));
+        assert_eq!(report.tensors_transferred, report.tensors_total, "{name}");
+        assert!(
+            report.new.is_empty() && report.mismatched.is_empty(),
+            "{name}: {report:?}"
+        );
+        assert_eq!(
+            report.unused.len(),
+            20,
+            "{name}: num_batches_tracked only: {:?}",
+            report.unused
+        );
+        assert!(
+            report
+                .unused
+                .iter()
+                .all(|u| u.ends_with("num_batches_tracked"))
+        );
+        let input =
+            Tensor::<4>::from_data(TensorData::new(x.clone(), x_shape.clone()), &Device::flex());
+        let logits = model
+            .valid()
+            .forward(input)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let diff = max_diff(&logits, &expected);
+        assert!(
+            diff < 1e-4,
+            "{name}: logits differ from PyTorch's by {diff}"
+        );
+    }
+}
+
+#[test]
+fn a_ten_class_file_into_a_three_class_model_keeps_a_new_head() {
+    let Some(dir) = pytorch_files() else { return };
+    let (_, report) = load(resnet18(3, 3), &dir.path().join("r18.pth"));
+    assert_eq!(report.tensors_total, 102);
+    assert_eq!(report.tensors_transferred, 100);
+    assert_eq!(report.params_total, 11_176_512 + 512 * 3 + 3);
+    assert_eq!(report.params_transferred, 11_176_512);
+    assert_eq!(report.new, Vec::<String>::new());
+    let mismatched: Vec<&str> = report.mismatched.iter().map(|m| m.path.as_str()).collect();
+    assert_eq!(mismatched, ["fc.weight", "fc.bias"]);
+    let summary: Vec<String> = report
+        .groups
+        .iter()
+        .map(|g| format!("{}: {}", g.name, g.summary()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "stem: 100% pretrained",
+            "layer1: 100% pretrained",
+            "layer2: 100% pretrained",
+            "layer3: 100% pretrained",
+            "layer4: 100% pretrained",
+            "head: new"
+        ]
+    );
+    assert!(
+        report.notes[0].contains("head re-initialised: the file has 10 classes, the model 3"),
+        "{:?}",
+        report.notes
+    );
+}
+
+fn conv1(model: &ResNet) -> Vec<f32> {
+    model
+        .conv1
+        .weight
+        .val()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap()
+}
+
+#[test]
+fn the_first_convolution_is_adapted_to_other_input_channels() {
+    let Some(dir) = pytorch_files() else { return };
+    let file = WeightsFile::read(&dir.path().join("r18.pth")).unwrap();
+    let (_, rgb) = values(&file, "conv1.weight");
+    let k = 49;
+    let (gray, report) = load(resnet18(10, 1), &dir.path().join("r18.pth"));
+    assert!(
+        report.adapted["conv1.weight"].contains("summed"),
+        "{report:?}"
+    );
+    let summed: Vec<f32> = (0..64)
+        .flat_map(|o| (0..k).map(move |i| (o, i)))
+        .map(|(o, i)| (0..3).map(|c| rgb[(o * 3 + c) * k + i]).sum())
+        .collect();
+    assert!(max_diff(&conv1(&gray), &summed) < 1e-6);
+
+    let (five, report) = load(resnet18(10, 5), &dir.path().join("r18.pth"));
+    assert!(
+        report.adapted["conv1.weight"].contains("repeated"),
+        "{report:?}"
+    );
+    let w = conv1(&five);
+    for (o, c, i) in [(0, 0, 0), (3, 4, 10), (63, 3, 48)] {
+        let expected = rgb[(o * 3 + c % 3) * k + i] * 3.0 / 5.0;
+        assert!((w[(o * 5 + c) * k + i] - expected).abs() < 1e-6);
+    }
+    assert_eq!(report.tensors_transferred, report.tensors_total);
+}
+
+#[test]
+fn broken_files_are_errors_that_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    let mut lying = Vec::new();
+    let header = br#"{"w":{"dtype":"F32","shape":[1000],"data_offsets":[0,4000]}}"#;
+    lying.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    lying.extend_from_slice(header);
+    lying.extend_from_slice(&[0u8; 16]);
+    let random: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let cases = [
+        (write("empty.pth", b""), "not a PyTorch state dict"),
+        (write("empty.safetensors", b""), "not a safetensors file"),
+        (write("empty.bpk", b""), "not a burnpack file"),
+        (write("random.pth", &random), "not a PyTorch state dict"),
+        (write("random.bpk", &random), "not a burnpack file"),
+        (write("lying.safetensors", &lying), "not a safetensors file"),
+        (
+            write("weights.txt", b"hello"),
+            "expected .bpk, .safetensors, .pt or .pth",
+        ),
+        (dir.path().join("missing.pth"), "no such file"),
+    ];
+    for (path, expected) in cases {
+        let err = WeightsFile::read(&path).expect_err("refused").to_string();
+        assert!(err.contains(path.to_str().unwrap()), "{err}");
+        assert!(err.contains(expected), "{}: {err}", path.display());
+    }
+    let Some(torch) = pytorch_files() else { return };
+    let evil = WeightsFile::read(&torch.path().join("evil.pth"))
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        evil.contains("system") && evil.contains("never runs code"),
+        "{evil}"
+    );
+    let bytes = std::fs::read(torch.path().join("r18.pth")).unwrap();
+    for cut in [bytes.len() / 2, bytes.len() - 100, 200] {
+        let path = write("truncated.pth", &bytes[..cut]);
+        let err = WeightsFile::read(&path)
+            .expect_err("truncated file refused")
+            .to_string();
+        assert!(err.contains("truncated.pth"), "{err}");
+    }
+}
+
+#[test]
+fn a_file_that_fits_nothing_changes_nothing_and_the_run_does_not_start() {
+    let home = common::Home::new();
+    let other = resnet18(10, 3);
+    let path = home.path().join("other.bpk");
+    // A model whose names share nothing with an MLP.
+    other.save_file(&path).unwrap();
+    let text = format!(
+        "name = \"s\"\n[defaults]\nmodel = \"mlp\"\ndata = \"demo:shapes-small\"\ndevice = \"flex\"\n[[runs]]\nname = \"r\"\nweights = \"{}\"\n",
+        path.display()
+    );
+    let file = home.write("s.toml", &text);
+    let out = home.run_cmd(&["train", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let run = home.run_dir("s", "r");
+    let state = run.read_state().unwrap();
+    let why = state.message.unwrap();
+    assert!(
+        why.contains("nothing in") && why.contains("fits the model"),
+        "{why}"
+    );
+    assert_eq!(state.step, 0);
+    assert!(thaw::engine::checkpoint::latest(&run).is_none());
+}
+
+#[test]
+fn pretrain_then_fine_tune_hands_over_best_weights() {
+    let home = common::Home::new();
+    let file = home.write(
+        "p.toml",
+        r#"
+name = "p"
+[defaults]
+model = "resnet-mini"
+data = "demo:shapes-small"
+epochs = 1
+device = "flex"
+batch_size = 16
+[[runs]]
+name = "ft"
+weights = "run:pre/best"
+freeze = ["stem", "layer1"]
+[[runs]]
+name = "pre"
+data = "demo:shapes"
+"#,
+    );
+    let out = home.run_cmd(&["train", file.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("ft") && stdout.contains("waiting"),
+        "{stdout}"
+    );
+    let ft = home.run_dir("p", "ft");
+    let weights = common::events(&ft, "weights");
+    assert_eq!(weights.len(), 1);
+    assert!(
+        weights[0].message.contains("run:pre/best"),
+        "{}",
+        weights[0].message
+    );
+    assert!(
+        weights[0].message.contains("head: new"),
+        "{}",
+        weights[0].message
+    );
+    let report: TransferReport =
+        serde_json::from_slice(&std::fs::read(ft.root.join("transfer.json")).unwrap()).unwrap();
+    assert_eq!(report.tensors_transferred, report.tensors_total - 2);
+    // The fine-tuning run started after the pretraining run ended.
+    let pre_done = common::events(&home.run_dir("p", "pre"), "finished")[0].time;
+    assert!(weights[0].time >= pre_done);
+
+    // Its frozen stem is the pretrained stem, unchanged by fine-tuning.
+    let pre = model_values(&home.run_dir("p", "pre").best(), 10);
+    let tuned = model_values(
+        &thaw::engine::checkpoint::latest(&ft)
+            .unwrap()
+            .0
+            .join("model.bpk"),
+        5,
+    );
+    assert_eq!(pre["conv1.weight"], tuned["conv1.weight"]);
+    assert_ne!(pre["layer4.0.conv1.weight"], tuned["layer4.0.conv1.weight"]);
+}
+
+fn model_values(path: &Path, classes: usize) -> std::collections::BTreeMap<String, Vec<f32>> {
+    struct All(Vec<String>, std::collections::BTreeMap<String, Vec<f32>>);
+    impl ModuleVisitor for All {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.0.push(name.into());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.0.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            self.1.insert(
+                self.0.join("."),
+                p.val().into_data().try_to_vec::<f32>().unwrap(),
+            );
+        }
+    }
+    let shape = ModelShape {
+        classes,
+        in_channels: 3,
+        image_size: 32,
+    };
+    let model = ResNet::new(ResNetShape::MINI, shape, &Device::flex())
+        .try_load_file(path)
+        .unwrap();
+    let mut all = All(Vec::new(), Default::default());
+    model.visit(&mut all);
+    all.1
+}
