@@ -1,5 +1,6 @@
 //! thaw: fine-tune neural networks from pretrained weights, from a terminal.
 
+pub mod cli;
 pub mod engine;
 pub mod paths;
 pub mod session;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use thaw::engine::model::ModelKind;
 
 #[derive(Parser)]
 #[command(
@@ -29,6 +30,46 @@ enum Command {
         #[arg(long)]
         jobs: Option<usize>,
     },
+    /// Weights files: list their tensors, or see what loading one into a model would do.
+    Weights {
+        #[command(subcommand)]
+        command: WeightsCommand,
+    },
+    /// Class probabilities of images, preprocessed as validation does.
+    Predict {
+        /// The model the weights are for.
+        #[arg(long)]
+        model: ModelKind,
+        /// A .bpk, .safetensors, .pt or .pth file (a run's best.bpk, say).
+        #[arg(long)]
+        weights: PathBuf,
+        /// Classes of the model (default: the run's classes.json, else the file's head).
+        #[arg(long)]
+        classes: Option<usize>,
+        #[arg(long, default_value_t = 32)]
+        image_size: usize,
+        #[arg(long, default_value_t = 3)]
+        in_channels: usize,
+        /// How many of the most likely classes to print.
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        /// JSON: [{"image", "top": [[class, p], ...], "probabilities": [...]}].
+        #[arg(long)]
+        json: bool,
+        /// PNG or JPEG files.
+        images: Vec<PathBuf>,
+    },
+    /// Write a run's best (or latest) weights with PyTorch's names, as .bpk or .safetensors.
+    Export {
+        /// SESSION/RUN, or RUN when only one session has it.
+        run: String,
+        /// The file to write (.bpk or .safetensors).
+        #[arg(long)]
+        to: PathBuf,
+        /// The latest checkpoint instead of the best validation weights.
+        #[arg(long)]
+        latest: bool,
+    },
     /// Built-in data sets.
     Data {
         #[command(subcommand)]
@@ -39,6 +80,32 @@ enum Command {
     Worker {
         /// The run's directory.
         run_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum WeightsCommand {
+    /// Every tensor of a weights file with its shape and type, and totals.
+    Inspect {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What `weights = FILE` would load into a model, without training (a dry run).
+    Transfer {
+        file: PathBuf,
+        #[arg(long)]
+        model: ModelKind,
+        /// Classes of the model (default: the file's head).
+        #[arg(long)]
+        classes: Option<usize>,
+        #[arg(long, default_value_t = 3)]
+        in_channels: usize,
+        #[arg(long, default_value_t = 224)]
+        image_size: usize,
+        /// The report as JSON (the format of a run's transfer.json).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -60,6 +127,30 @@ fn main() -> ExitCode {
             run: run.as_deref(),
             jobs,
         }),
+        Command::Weights { command } => weights(command),
+        Command::Predict {
+            model,
+            weights,
+            classes,
+            image_size,
+            in_channels,
+            top,
+            json,
+            images,
+        } => thaw::cli::predict::main(thaw::cli::predict::PredictArgs {
+            model,
+            weights: &weights,
+            classes,
+            image_size,
+            in_channels,
+            top,
+            json,
+            images: &images,
+        })
+        .map(|()| 0),
+        Command::Export { run, to, latest } => thaw::paths::Paths::from_env()
+            .and_then(|paths| thaw::cli::export::main(&paths, &run, &to, latest))
+            .map(|()| 0),
         Command::Data {
             command: DataCommand::Demo { dir },
         } => thaw::engine::data::write_demo(&dir)
@@ -80,4 +171,36 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn weights(command: WeightsCommand) -> anyhow::Result<i32> {
+    match command {
+        WeightsCommand::Inspect { file, json } => thaw::cli::weights::inspect(&file, json)?,
+        WeightsCommand::Transfer {
+            file,
+            model,
+            classes,
+            in_channels,
+            image_size,
+            json,
+        } => {
+            let classes = match classes {
+                Some(n) => n,
+                None => thaw::engine::weights::WeightsFile::read(&file)
+                    .ok()
+                    .as_ref()
+                    .and_then(thaw::cli::head_classes)
+                    .unwrap_or(1000),
+            };
+            thaw::cli::weights::dry_run(thaw::cli::weights::DryRun {
+                file: &file,
+                model,
+                classes,
+                in_channels,
+                image_size,
+                json,
+            })?
+        }
+    }
+    Ok(0)
 }

@@ -375,3 +375,179 @@ fn model_values(path: &Path, classes: usize) -> std::collections::BTreeMap<Strin
     model.visit(&mut all);
     all.1
 }
+
+/// A finished-looking run of `resnet18` whose best weights are PyTorch's file, for export and
+/// predict.
+fn run_with_pytorch_weights(home: &common::Home, torch: &Path) -> thaw::engine::rundir::RunDir {
+    let run = home.run_dir("s", "r");
+    std::fs::create_dir_all(&run.root).unwrap();
+    let spec = thaw::session::RunSpec {
+        name: "r".into(),
+        model: ModelKind::ResNet18,
+        image_size: 56,
+        device: "flex".parse().unwrap(),
+        ..Default::default()
+    };
+    std::fs::write(run.spec(), spec.to_toml()).unwrap();
+    let names: Vec<String> = (0..10).map(|i| format!("class{i}")).collect();
+    std::fs::write(
+        run.root.join("classes.json"),
+        serde_json::to_vec(&names).unwrap(),
+    )
+    .unwrap();
+    let (model, _) = load(resnet18(10, 3), &torch.join("r18.pth"));
+    model.save_file(run.best()).unwrap();
+    run
+}
+
+#[test]
+fn an_export_loads_into_torchvision_and_gives_pytorchs_logits() {
+    let Some(torch) = pytorch_files() else { return };
+    let home = common::Home::new();
+    run_with_pytorch_weights(&home, torch.path());
+    let out = home.path().join("r18-export.safetensors");
+    let done = home.run_cmd(&["export", "r", "--to", out.to_str().unwrap()]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pytorch/check_export.py");
+    let checked = Command::new(python().unwrap())
+        .arg(script)
+        .arg(&out)
+        .arg(torch.path().join("io.safetensors"))
+        .arg("10")
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "torchvision refused the export: {}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&checked.stdout).unwrap();
+    let diff = result["max_diff"].as_f64().unwrap();
+    assert!(
+        diff < 1e-4,
+        "torchvision's logits from the export differ by {diff}"
+    );
+
+    // The .bpk export reads back into thaw with the same result.
+    let bpk = home.path().join("r18-export.bpk");
+    assert!(
+        home.run_cmd(&["export", "s/r", "--to", bpk.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let io = WeightsFile::read(&torch.path().join("io.safetensors")).unwrap();
+    let (x_shape, x) = values(&io, "x");
+    let (_, expected) = values(&io, "y");
+    let (model, report) = load(resnet18(10, 3), &bpk);
+    assert_eq!(report.tensors_transferred, report.tensors_total);
+    let input = Tensor::<4>::from_data(TensorData::new(x, x_shape), &Device::flex());
+    let logits = model
+        .valid()
+        .forward(input)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    assert!(max_diff(&logits, &expected) < 1e-4);
+
+    for (args, expected) in [
+        (
+            vec!["export", "nope", "--to", "x.bpk"],
+            "no run named \"nope\"",
+        ),
+        (
+            vec!["export", "r", "--to", "x.onnx"],
+            "use a .bpk or .safetensors path",
+        ),
+    ] {
+        let out = home.run_cmd(&args);
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(expected),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn predict_gives_pytorchs_probabilities_for_the_same_png_files() {
+    let Some(torch) = pytorch_files() else { return };
+    let home = common::Home::new();
+    let run = run_with_pytorch_weights(&home, torch.path());
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(torch.path().join("predict.json")).unwrap()).unwrap();
+    let images: Vec<String> = reference["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let best = run.best();
+    let mut args = vec![
+        "predict",
+        "--model",
+        "resnet18",
+        "--weights",
+        best.to_str().unwrap(),
+        "--image-size",
+        "56",
+        "--json",
+    ];
+    args.extend(images.iter().map(String::as_str));
+    let out = home.run_cmd(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (i, image) in images.iter().enumerate() {
+        let ours = &answer[i];
+        assert_eq!(ours["image"].as_str().unwrap(), image);
+        let probs: Vec<f32> = ours["probabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_f64().unwrap() as f32)
+            .collect();
+        let theirs: Vec<f32> = reference["probabilities"][i]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_f64().unwrap() as f32)
+            .collect();
+        let diff = max_diff(&probs, &theirs);
+        assert!(
+            diff < 1e-4,
+            "{image}: probabilities differ from PyTorch's by {diff}"
+        );
+        // Class names come from the run's classes.json, most likely first.
+        let top = ours["top"].as_array().unwrap();
+        assert!(top[0][0].as_str().unwrap().starts_with("class"));
+        assert!(top[0][1].as_f64().unwrap() >= top[1][1].as_f64().unwrap());
+    }
+    let plain = home.run_cmd(&[
+        "predict",
+        "--model",
+        "resnet18",
+        "--weights",
+        best.to_str().unwrap(),
+        "--image-size",
+        "56",
+        &images[0],
+    ]);
+    assert!(String::from_utf8_lossy(&plain.stdout).starts_with(&format!("{}: class", images[0])));
+    let wrong = home.run_cmd(&[
+        "predict",
+        "--model",
+        "resnet34",
+        "--weights",
+        best.to_str().unwrap(),
+        &images[0],
+    ]);
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("does not fit a resnet34"));
+}

@@ -31,3 +31,27 @@ x = torch.randn(2, 3, 64, 64)
 with torch.no_grad():
     y = model(x)
 save_file({"x": x.contiguous(), "y": y.contiguous()}, os.path.join(out, "io.safetensors"))
+
+# Three PNG images of 64x64 pixels and PyTorch's probabilities for them at image_size 56, with
+# thaw's validation preprocessing: resize to round(56 * 8 / 7) = 64 (here none), centre crop
+# 56, ImageNet mean and standard deviation.
+import json
+
+import numpy as np
+from PIL import Image
+
+rng = np.random.default_rng(1)
+paths, batch = [], []
+for i in range(3):
+    pixels = rng.integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
+    path = os.path.join(out, f"image{i}.png")
+    Image.fromarray(pixels).save(path)
+    paths.append(path)
+    array = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
+    array = array[4:60, 4:60, :]
+    array = (array - np.array([0.485, 0.456, 0.406], dtype=np.float32)) / np.array([0.229, 0.224, 0.225], dtype=np.float32)
+    batch.append(torch.from_numpy(array.transpose(2, 0, 1).copy()))
+with torch.no_grad():
+    probabilities = torch.softmax(model(torch.stack(batch)), dim=1)
+with open(os.path.join(out, "predict.json"), "w") as f:
+    json.dump({"images": paths, "probabilities": probabilities.tolist()}, f)

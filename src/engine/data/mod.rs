@@ -19,4 +19,5 @@ pub use dataset::{DataSpec, Dataset, Split};
 pub use demo::{DEMO_SETS, ensure_demo, write_demo};
 pub use error::DataError;
 pub use loader::{Batch, Loader};
+pub use preprocess::prepare_image;
 pub use source::DataSource;

@@ -148,6 +148,16 @@ pub(super) fn normalise_into(resized: &[u8], geometry: Geometry, crop: Crop, out
     }
 }
 
+/// One image as validation sees it: resized, centre-cropped and normalised, channels first
+/// (`in_channels * size * size` values).
+pub fn prepare_image(path: &Path, size: usize, in_channels: usize) -> Result<Vec<f32>, String> {
+    let geometry = Geometry::new(size, in_channels);
+    let resized = load_resized(path, geometry)?;
+    let mut out = vec![0.0; in_channels * size * size];
+    normalise_into(&resized, geometry, Crop::centre(geometry), &mut out);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

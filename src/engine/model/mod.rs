@@ -119,6 +119,25 @@ impl ModelKind {
     }
 }
 
+/// Something to do with a model whose type is only known at run time (see [`with_model`]).
+pub trait ModelTask {
+    type Output;
+    fn run<M: Classifier>(self, model: M) -> Self::Output;
+}
+
+/// Builds a fresh model of `kind` on `device` and hands it to `task`.
+pub fn with_model<T: ModelTask>(
+    kind: ModelKind,
+    shape: ModelShape,
+    device: &Device,
+    task: T,
+) -> T::Output {
+    match kind.resnet_shape() {
+        Some(resnet) => task.run(ResNet::new(resnet, shape, device)),
+        None => task.run(Mlp::new(shape, device)),
+    }
+}
+
 /// The layer groups of a built model, with their parameter counts.
 pub fn layer_groups<M: Module>(kind: ModelKind, model: &M) -> Vec<LayerGroup> {
     let patterns = kind.group_patterns();

@@ -285,10 +285,15 @@ pub fn transfer<M: Module>(
             report.adapted.insert(t.path.clone(), how);
             loaded.push((t.path.clone(), t.shape.clone(), adapted));
         } else {
+            // Both shapes in the file's layout, as its author knows them.
+            let model = match linear && source.shape.len() == 2 {
+                true => t.shape.iter().rev().copied().collect(),
+                false => t.shape.clone(),
+            };
             report.mismatched.push(Mismatch {
                 path: t.path.clone(),
-                model: t.shape.clone(),
-                file: file_shape,
+                model,
+                file: source.shape.clone(),
             });
             continue;
         }

@@ -1,0 +1,202 @@
+//! `thaw export RUN --to PATH`: a run's weights as `.bpk` or `.safetensors` with PyTorch's
+//! parameter names and layouts, so torchvision's models load a ResNet export as it is.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::module::{ModuleVisitor, Param};
+use burn::prelude::*;
+use burn::store::burn_pack::{Tensor as PackTensor, Writer};
+use burn::tensor::{Bytes, DType};
+
+use crate::engine::checkpoint;
+use crate::engine::model::{Classifier, ModelShape, ModelTask, with_model};
+use crate::engine::rundir::{RunDir, write_atomic};
+use crate::engine::weights::{pytorch_name, transpose};
+use crate::paths::Paths;
+use crate::session::RunSpec;
+
+/// Finds a run by `session/run`, or by `run` alone when one session has it.
+pub fn find_run(paths: &Paths, name: &str) -> Result<RunDir> {
+    let sessions = paths.data.join("sessions");
+    if let Some((session, run)) = name.split_once('/') {
+        let dir = paths.run(session, run);
+        if dir.is_dir() {
+            return Ok(RunDir::new(dir));
+        }
+        bail!(
+            "no run {run:?} in session {session:?} (looked in {})",
+            dir.display()
+        );
+    }
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(&sessions).into_iter().flatten().flatten() {
+        let session = entry.file_name().to_string_lossy().to_string();
+        if entry.path().join("runs").join(name).is_dir() {
+            found.push(session);
+        }
+    }
+    match found.as_slice() {
+        [session] => Ok(RunDir::new(paths.run(session, name))),
+        [] => bail!(
+            "no run named {name:?} in {}: use SESSION/RUN",
+            sessions.display()
+        ),
+        many => bail!(
+            "run {name:?} is in several sessions ({}): use SESSION/RUN",
+            many.join(", ")
+        ),
+    }
+}
+
+/// One named tensor in PyTorch's naming and layout.
+struct Named {
+    name: String,
+    shape: Vec<usize>,
+    dtype: DType,
+    bytes: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Collect {
+    path: Vec<String>,
+    out: Vec<Named>,
+}
+
+impl ModuleVisitor for Collect {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let path = self.path.join(".");
+        let data = param.val().into_data();
+        let mut shape = data.shape().to_vec();
+        let mut values = data.try_to_vec::<f32>().unwrap_or_default();
+        // burn keeps Linear weights as [in, out]; PyTorch as [out, in].
+        if shape.len() == 2 && path.ends_with(".weight") {
+            values = transpose(&values, shape[0], shape[1]);
+            shape.swap(0, 1);
+        }
+        if let Some(stem) = path.strip_suffix(".running_var") {
+            // PyTorch's BatchNorm also carries a step counter, which strict loading expects.
+            self.out.push(Named {
+                name: format!("{stem}.num_batches_tracked"),
+                shape: Vec::new(),
+                dtype: DType::I64,
+                bytes: 0i64.to_le_bytes().to_vec(),
+            });
+        }
+        self.out.push(Named {
+            name: pytorch_name(&path),
+            shape,
+            dtype: DType::F32,
+            bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        });
+    }
+}
+
+struct Load<'a>(&'a Path);
+
+impl ModelTask for Load<'_> {
+    type Output = Result<Vec<Named>>;
+    fn run<M: Classifier>(self, model: M) -> Self::Output {
+        let model = model
+            .try_load_file(self.0)
+            .with_context(|| format!("cannot load {}", self.0.display()))?;
+        let mut collect = Collect::default();
+        model.visit(&mut collect);
+        Ok(collect.out)
+    }
+}
+
+/// Writes the run's best (or latest) weights to `to`.
+pub fn main(paths: &Paths, run: &str, to: &Path, latest: bool) -> Result<()> {
+    let run = find_run(paths, run)?;
+    let spec = RunSpec::load(&run.spec())?;
+    let source: PathBuf = if latest {
+        checkpoint::latest(&run)
+            .map(|(dir, _)| dir.join("model.bpk"))
+            .with_context(|| format!("run {} has no checkpoint yet", run.root.display()))?
+    } else {
+        let best = run.best();
+        if !best.is_file() {
+            bail!(
+                "run {} has no best.bpk yet (it has not validated): try --latest",
+                run.root.display()
+            );
+        }
+        best
+    };
+    let classes: Vec<String> = std::fs::read(run.root.join("classes.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .with_context(|| format!("run {} has no classes.json", run.root.display()))?;
+    let shape = ModelShape {
+        classes: classes.len(),
+        in_channels: spec.in_channels,
+        image_size: spec.image_size,
+    };
+    let tensors = with_model(spec.model, shape, &Device::flex(), Load(&source))?;
+    let ext = to
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let bytes = match ext.as_deref() {
+        Some("safetensors") => safetensors_bytes(&tensors)?,
+        Some("bpk") => burnpack_bytes(tensors)?,
+        _ => bail!(
+            "cannot export to {}: use a .bpk or .safetensors path",
+            to.display()
+        ),
+    };
+    write_atomic(to, &bytes)?;
+    println!(
+        "{} ({} weights of {}) -> {}",
+        source.display(),
+        spec.model,
+        run.root.display(),
+        to.display()
+    );
+    Ok(())
+}
+
+fn safetensors_bytes(tensors: &[Named]) -> Result<Vec<u8>> {
+    use safetensors::{Dtype, tensor::TensorView};
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|t| {
+            let dtype = if t.dtype == DType::I64 {
+                Dtype::I64
+            } else {
+                Dtype::F32
+            };
+            Ok((
+                t.name.clone(),
+                TensorView::new(dtype, t.shape.clone(), &t.bytes)?,
+            ))
+        })
+        .collect::<Result<_, safetensors::SafeTensorError>>()?;
+    Ok(safetensors::serialize(views, None)?)
+}
+
+fn burnpack_bytes(tensors: Vec<Named>) -> Result<Vec<u8>> {
+    let packed: Vec<PackTensor> = tensors
+        .into_iter()
+        .map(|t| {
+            PackTensor::new(
+                t.name,
+                t.dtype,
+                t.shape,
+                None,
+                Bytes::from_bytes_vec(t.bytes),
+            )
+        })
+        .collect();
+    let bytes = Writer::new(packed)
+        .into_bytes()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(bytes.to_vec())
+}
