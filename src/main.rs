@@ -183,24 +183,14 @@ fn weights(command: WeightsCommand) -> anyhow::Result<i32> {
             in_channels,
             image_size,
             json,
-        } => {
-            let classes = match classes {
-                Some(n) => n,
-                None => thaw::engine::weights::WeightsFile::read(&file)
-                    .ok()
-                    .as_ref()
-                    .and_then(thaw::cli::head_classes)
-                    .unwrap_or(1000),
-            };
-            thaw::cli::weights::dry_run(thaw::cli::weights::DryRun {
-                file: &file,
-                model,
-                classes,
-                in_channels,
-                image_size,
-                json,
-            })?
-        }
+        } => thaw::cli::weights::dry_run(thaw::cli::weights::DryRun {
+            file: &file,
+            model,
+            classes,
+            in_channels,
+            image_size,
+            json,
+        })?,
     }
     Ok(0)
 }

@@ -53,7 +53,8 @@ pub fn inspect(path: &Path, json: bool) -> Result<()> {
 pub struct DryRun<'a> {
     pub file: &'a Path,
     pub model: ModelKind,
-    pub classes: usize,
+    /// Default: the file's head, else 1000.
+    pub classes: Option<usize>,
     pub in_channels: usize,
     pub image_size: usize,
     pub json: bool,
@@ -77,7 +78,10 @@ impl ModelTask for Transfer<'_> {
 pub fn dry_run(args: DryRun) -> Result<()> {
     let file = WeightsFile::read(args.file)?;
     let shape = ModelShape {
-        classes: args.classes,
+        classes: args
+            .classes
+            .or_else(|| super::head_classes(&file))
+            .unwrap_or(1000),
         in_channels: args.in_channels,
         image_size: args.image_size,
     };
