@@ -44,6 +44,15 @@ unfreeze_at_epoch = 2
         // Ten classes: chance is 10%.
         let acc = state.best_val_accuracy.unwrap();
         assert!(acc >= 0.4, "{name}: best validation accuracy {acc}");
+        // The best accuracy is the highest validation accuracy of any epoch.
+        let metrics = std::fs::read_to_string(run.metrics_path()).unwrap();
+        let highest = metrics
+            .lines()
+            .filter(|l| l.split(',').nth(2) == Some("val"))
+            .map(|l| l.split(',').nth(4).unwrap().parse::<f64>().unwrap())
+            .fold(0.0, f64::max);
+        assert_eq!(acc, highest);
+        assert!(state.val_accuracy.is_some());
         assert!(run.best().is_file());
     }
     let thawed = common::events(&home.run_dir("tiny", "frozen-stem"), "unfreeze");

@@ -70,8 +70,15 @@ pub struct RunState {
     pub pid_start: u64,
     pub host: String,
     pub last_loss: Option<f64>,
+    /// The lowest validation loss so far (the epoch `best.bpk` comes from).
     pub best_val_loss: Option<f64>,
+    /// The highest validation accuracy so far.
     pub best_val_accuracy: Option<f64>,
+    /// The latest validation pass of this worker process.
+    #[serde(default)]
+    pub val_loss: Option<f64>,
+    #[serde(default)]
+    pub val_accuracy: Option<f64>,
     pub samples_per_sec: Option<f64>,
     /// Why the run failed or was paused, when it did.
     pub message: Option<String>,
@@ -97,6 +104,8 @@ impl RunState {
             last_loss: None,
             best_val_loss: None,
             best_val_accuracy: None,
+            val_loss: None,
+            val_accuracy: None,
             samples_per_sec: None,
             message,
             updated: now(),

@@ -245,9 +245,16 @@ impl<M: Classifier> Trainer<'_, M> {
             accuracy * 100.0
         );
         self.event("validation", message, vec![])?;
+        // The best weights are those of the lowest validation loss; the best accuracy is the
+        // highest seen, whichever epoch it came from.
+        self.state.best_val_accuracy = Some(
+            self.state
+                .best_val_accuracy
+                .map_or(accuracy, |a| a.max(accuracy)),
+        );
+        self.last_val = Some((loss, accuracy));
         if self.state.best_val_loss.is_none_or(|best| loss < best) {
             self.state.best_val_loss = Some(loss);
-            self.state.best_val_accuracy = Some(accuracy);
             valid
                 .save_file(self.run.best())
                 .with_context(|| format!("cannot write {}", self.run.best().display()))?;
@@ -287,6 +294,8 @@ impl<M: Classifier> Trainer<'_, M> {
             last_loss: self.last_loss,
             best_val_loss: self.state.best_val_loss,
             best_val_accuracy: self.state.best_val_accuracy,
+            val_loss: self.last_val.map(|(loss, _)| loss),
+            val_accuracy: self.last_val.map(|(_, accuracy)| accuracy),
             samples_per_sec: self.last_speed,
             message: self.message.clone(),
             updated: now(),

@@ -143,6 +143,8 @@ pub struct Trainer<'a, M: Classifier> {
     log: LogWindow,
     last_loss: Option<f64>,
     last_speed: Option<f64>,
+    /// The latest validation loss and accuracy.
+    last_val: Option<(f64, f64)>,
     /// Why the run is paused or failed, for `state.json`.
     message: Option<String>,
 }
@@ -213,6 +215,7 @@ impl<'a, M: Classifier> Trainer<'a, M> {
             log: LogWindow::default(),
             last_loss: None,
             last_speed: None,
+            last_val: None,
             message: None,
         };
         let names: Vec<String> = trainer.groups.iter().map(|g| g.name.clone()).collect();
