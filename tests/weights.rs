@@ -5,9 +5,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::prelude::*;
-use thaw::engine::model::{Classifier, ModelKind, ModelShape, ResNet, ResNetShape, layer_groups};
+use thaw::engine::model::{
+    Classifier, ModelKind, ModelShape, ResNet, ResNetShape, for_each_tensor, layer_groups,
+};
 use thaw::engine::weights::{TransferReport, TransferRules, WeightsFile, transfer};
 
 /// The Python with torch and torchvision: THAW_PYTHON, else CI's virtual environment.
@@ -348,21 +350,6 @@ data = "demo:shapes"
 }
 
 fn model_values(path: &Path, classes: usize) -> std::collections::BTreeMap<String, Vec<f32>> {
-    struct All(Vec<String>, std::collections::BTreeMap<String, Vec<f32>>);
-    impl ModuleVisitor for All {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.0.push(name.into());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.0.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            self.1.insert(
-                self.0.join("."),
-                p.val().into_data().try_to_vec::<f32>().unwrap(),
-            );
-        }
-    }
     let shape = ModelShape {
         classes,
         in_channels: 3,
@@ -371,9 +358,11 @@ fn model_values(path: &Path, classes: usize) -> std::collections::BTreeMap<Strin
     let model = ResNet::new(ResNetShape::MINI, shape, &Device::flex())
         .try_load_file(path)
         .unwrap();
-    let mut all = All(Vec::new(), Default::default());
-    model.visit(&mut all);
-    all.1
+    let mut all = std::collections::BTreeMap::new();
+    for_each_tensor(&model, |t| {
+        all.insert(t.path.to_string(), t.values());
+    });
+    all
 }
 
 /// A finished-looking run of `resnet18` whose best weights are PyTorch's file, for export and

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{Home, events, train_losses, wait_exit, wait_state};
-use thaw::engine::model::{ModelKind, ModelShape, ResNet, ResNetShape};
+use thaw::engine::model::{ModelShape, ResNet, ResNetShape, for_each_tensor};
 use thaw::engine::rundir::{Desired, RunStatus};
 
 const SESSION: &str = r#"
@@ -29,35 +29,19 @@ fn session(runs: &[&str]) -> String {
 }
 
 fn weights(dir: &std::path::Path) -> Vec<(String, Vec<f32>)> {
-    use burn::module::{Module, ModuleVisitor, Param};
+    use burn::module::Module;
     use burn::prelude::*;
-    struct All(Vec<String>, Vec<(String, Vec<f32>)>);
-    impl ModuleVisitor for All {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.0.push(name.into());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.0.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            self.1.push((
-                self.0.join("."),
-                p.val().into_data().try_to_vec::<f32>().unwrap(),
-            ));
-        }
-    }
     let shape = ModelShape {
         classes: 5,
         in_channels: 3,
         image_size: 24,
     };
-    let _ = ModelKind::ResNetMini;
     let model = ResNet::new(ResNetShape::MINI, shape, &Device::flex())
         .try_load_file(dir.join("model.bpk"))
         .expect("checkpoint loads");
-    let mut all = All(Vec::new(), Vec::new());
-    model.visit(&mut all);
-    all.1
+    let mut all = Vec::new();
+    for_each_tensor(&model, |t| all.push((t.path.to_string(), t.values())));
+    all
 }
 
 fn final_checkpoint(run: &thaw::engine::rundir::RunDir) -> std::path::PathBuf {

@@ -4,13 +4,13 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use burn::module::{ModuleVisitor, Param};
+use burn::module::Module;
 use burn::prelude::*;
 use burn::store::burn_pack::{Tensor as PackTensor, Writer};
 use burn::tensor::{Bytes, DType};
 
 use crate::engine::checkpoint;
-use crate::engine::model::{Classifier, ModelShape, ModelTask, with_model};
+use crate::engine::model::{Classifier, ModelShape, ModelTask, for_each_tensor, with_model};
 use crate::engine::rundir::{RunDir, write_atomic};
 use crate::engine::weights::{pytorch_name, transpose};
 use crate::paths::Paths;
@@ -57,45 +57,34 @@ struct Named {
     bytes: Vec<u8>,
 }
 
-#[derive(Default)]
-struct Collect {
-    path: Vec<String>,
-    out: Vec<Named>,
-}
-
-impl ModuleVisitor for Collect {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let path = self.path.join(".");
-        let data = param.val().into_data();
-        let mut shape = data.shape().to_vec();
-        let mut values = data.try_to_vec::<f32>().unwrap_or_default();
+/// The model's tensors in PyTorch's names and layouts.
+fn pytorch_tensors<M: Module>(model: &M) -> Vec<Named> {
+    let mut out = Vec::new();
+    for_each_tensor(model, |t| {
+        let mut shape = t.shape.clone();
+        let mut values = t.values();
         // burn keeps Linear weights as [in, out]; PyTorch as [out, in].
-        if shape.len() == 2 && path.ends_with(".weight") {
+        if shape.len() == 2 && t.path.ends_with(".weight") {
             values = transpose(&values, shape[0], shape[1]);
             shape.swap(0, 1);
         }
-        if let Some(stem) = path.strip_suffix(".running_var") {
+        if let Some(stem) = t.path.strip_suffix(".running_var") {
             // PyTorch's BatchNorm also carries a step counter, which strict loading expects.
-            self.out.push(Named {
+            out.push(Named {
                 name: format!("{stem}.num_batches_tracked"),
                 shape: Vec::new(),
                 dtype: DType::I64,
                 bytes: 0i64.to_le_bytes().to_vec(),
             });
         }
-        self.out.push(Named {
-            name: pytorch_name(&path),
+        out.push(Named {
+            name: pytorch_name(t.path),
             shape,
             dtype: DType::F32,
             bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
         });
-    }
+    });
+    out
 }
 
 struct Load<'a>(&'a Path);
@@ -106,9 +95,7 @@ impl ModelTask for Load<'_> {
         let model = model
             .try_load_file(self.0)
             .with_context(|| format!("cannot load {}", self.0.display()))?;
-        let mut collect = Collect::default();
-        model.visit(&mut collect);
-        Ok(collect.out)
+        Ok(pytorch_tensors(&model))
     }
 }
 

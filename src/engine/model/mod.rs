@@ -2,16 +2,18 @@
 
 mod mlp;
 mod resnet;
+mod tensors;
 
 use std::fmt;
 use std::str::FromStr;
 
-use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
+use burn::module::{Module, ParamGroup};
 use burn::prelude::*;
 use serde::Serialize;
 
 pub use mlp::Mlp;
 pub use resnet::{BasicBlock, ResNet, ResNetShape};
+pub use tensors::{TensorView, for_each_tensor};
 
 /// A model that maps a batch of images `[N, C, H, W]` to class logits `[N, classes]`.
 pub trait Classifier: Module + Sized + 'static {
@@ -145,48 +147,24 @@ pub fn layer_groups<M: Module>(kind: ModelKind, model: &M) -> Vec<LayerGroup> {
         .iter()
         .map(|(_, p)| regex::Regex::new(p).expect("layer group patterns are valid regexes"))
         .collect();
-    let mut counter = GroupCounter {
-        path: Vec::new(),
-        regexes: &regexes,
-        counts: vec![0; patterns.len()],
-    };
-    model.visit(&mut counter);
+    let mut counts = vec![0; patterns.len()];
+    for_each_tensor(model, |t| {
+        if t.is_statistic() {
+            return;
+        }
+        if let Some(i) = regexes.iter().position(|r| r.is_match(t.path)) {
+            counts[i] += t.shape.iter().product::<usize>();
+        }
+    });
     patterns
         .iter()
-        .zip(counter.counts)
+        .zip(counts)
         .map(|((name, pattern), params)| LayerGroup {
             name: name.to_string(),
             params,
             pattern: pattern.to_string(),
         })
         .collect()
-}
-
-struct GroupCounter<'a> {
-    path: Vec<String>,
-    regexes: &'a [regex::Regex],
-    counts: Vec<usize>,
-}
-
-impl ModuleVisitor for GroupCounter<'_> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-    }
-
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let leaf = self.path.last().map(String::as_str).unwrap_or("");
-        if leaf == "running_mean" || leaf == "running_var" {
-            return;
-        }
-        let path = self.path.join(".");
-        if let Some(i) = self.regexes.iter().position(|r| r.is_match(&path)) {
-            self.counts[i] += param.lazy_shape().num_elements();
-        }
-    }
 }
 
 #[cfg(test)]
@@ -272,23 +250,13 @@ mod tests {
     }
 
     fn batch_norm_channels(model: &ResNet) -> usize {
-        struct Stats(Vec<String>, usize);
-        impl ModuleVisitor for Stats {
-            fn enter_module(&mut self, name: &str, _: &str) {
-                self.0.push(name.to_string());
+        let mut channels = 0;
+        for_each_tensor(model, |t| {
+            if t.path.ends_with("running_mean") {
+                channels += t.shape.iter().product::<usize>();
             }
-            fn exit_module(&mut self, _: &str, _: &str) {
-                self.0.pop();
-            }
-            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-                if self.0.last().is_some_and(|l| l == "running_mean") {
-                    self.1 += p.lazy_shape().num_elements();
-                }
-            }
-        }
-        let mut s = Stats(Vec::new(), 0);
-        model.visit(&mut s);
-        s.1
+        });
+        channels
     }
 
     #[test]

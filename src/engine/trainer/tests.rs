@@ -3,59 +3,36 @@
 
 use std::collections::BTreeMap;
 
-use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
+use burn::module::{Module, ParamGroup, ParamId};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 
 use super::step;
 use crate::engine::model::{
-    Classifier, LayerGroup, ModelKind, ModelShape, ResNet, ResNetShape, layer_groups,
+    Classifier, LayerGroup, ModelKind, ModelShape, ResNet, ResNetShape, for_each_tensor,
+    layer_groups,
 };
 
-/// Every float tensor of the model (BatchNorm statistics included) by path, with its id.
-#[derive(Default)]
-struct Snapshot {
-    path: Vec<String>,
-    values: BTreeMap<String, (ParamId, Vec<f32>)>,
-}
-
-impl ModuleVisitor for Snapshot {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let values = param
-            .val()
-            .into_data()
-            .try_to_vec::<f32>()
-            .expect("f32 parameters");
-        self.values.insert(self.path.join("."), (param.id, values));
-    }
-}
-
+/// Every float tensor under `prefix` (BatchNorm statistics included), by path.
 fn snapshot<M: Module>(model: &M, prefix: &str) -> BTreeMap<String, Vec<f32>> {
-    let mut s = Snapshot::default();
-    model.visit(&mut s);
-    s.values
-        .into_iter()
-        .filter(|(p, _)| p.starts_with(prefix))
-        .map(|(p, (_, v))| (p, v))
-        .collect()
+    let mut values = BTreeMap::new();
+    for_each_tensor(model, |t| {
+        if t.path.starts_with(prefix) {
+            values.insert(t.path.to_string(), t.values());
+        }
+    });
+    values
 }
 
 fn ids<M: Module>(model: &M, prefix: &str, with_stats: bool) -> Vec<ParamId> {
-    let mut s = Snapshot::default();
-    model.visit(&mut s);
-    s.values
-        .into_iter()
-        .filter(|(p, _)| p.starts_with(prefix))
-        .filter(|(p, _)| with_stats || !(p.ends_with("running_mean") || p.ends_with("running_var")))
-        .map(|(_, (id, _))| id)
-        .collect()
+    let mut ids = Vec::new();
+    for_each_tensor(model, |t| {
+        if t.path.starts_with(prefix) && (with_stats || !t.is_statistic()) {
+            ids.push(t.id);
+        }
+    });
+    ids
 }
 
 /// The optimizer's state tensors of the given parameters, by name.

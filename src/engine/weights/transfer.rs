@@ -4,8 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::prelude::*;
+use burn::module::Module;
 use burn::store::ModuleRecord;
 use burn::store::burn_pack::{Tensor as PackTensor, Writer};
 use burn::tensor::{Bytes, DType};
@@ -13,7 +12,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::read::{WeightsError, WeightsFile};
-use crate::engine::model::LayerGroup;
+use crate::engine::model::{LayerGroup, for_each_tensor};
 
 /// User rules: rename file keys (`weights_remap`) and drop them (`weights_exclude`).
 #[derive(Debug, Clone, Default)]
@@ -118,26 +117,23 @@ struct ModelTensor {
     stat: bool,
 }
 
+/// The model's tensors in visiting order.
 #[derive(Default)]
 struct Shapes {
-    path: Vec<String>,
     tensors: Vec<ModelTensor>,
 }
 
-impl ModuleVisitor for Shapes {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let leaf = self.path.last().map(String::as_str).unwrap_or("");
-        self.tensors.push(ModelTensor {
-            path: self.path.join("."),
-            shape: param.lazy_shape().dims::<D>().to_vec(),
-            stat: leaf == "running_mean" || leaf == "running_var",
+impl Shapes {
+    fn of<M: Module>(model: &M) -> Self {
+        let mut tensors = Vec::new();
+        for_each_tensor(model, |t| {
+            tensors.push(ModelTensor {
+                path: t.path.to_string(),
+                shape: t.shape.clone(),
+                stat: t.is_statistic(),
+            })
         });
+        Self { tensors }
     }
 }
 
@@ -192,8 +188,7 @@ pub fn transfer<M: Module>(
     file: &WeightsFile,
     rules: &TransferRules,
 ) -> Result<(M, TransferReport), WeightsError> {
-    let mut shapes = Shapes::default();
-    model.visit(&mut shapes);
+    let shapes = Shapes::of(&model);
     let pytorch = file.pytorch_layout();
 
     // The file's names after the user's rules; excluded names are simply not offered.
