@@ -226,7 +226,6 @@ impl<'a, M: Classifier> Trainer<'a, M> {
 
     fn restore(&mut self) -> Result<()> {
         let Some((dir, saved)) = checkpoint::latest(self.run) else {
-            self.desired.checkpoint = 0;
             return Ok(());
         };
         let model = self.model.take().context("model present")?;
@@ -234,16 +233,14 @@ impl<'a, M: Classifier> Trainer<'a, M> {
         let (model, optim) = checkpoint::load(&dir, model, optim)?;
         self.model = Some(model);
         self.optim = optim;
-        // Freeze state is not part of the records: apply it again.
-        let frozen = std::mem::take(&mut self.state.frozen);
+        // Freeze state is not part of the records: apply it again to the fresh model.
         self.state = TrainState {
-            frozen,
+            frozen: Vec::new(),
             ..saved.clone()
         };
         self.desired.checkpoint = saved.checkpoint_requests;
         self.desired.lr_multiplier = saved.lr_multiplier;
         self.set_frozen(saved.frozen.clone(), None)?;
-        self.state.thawed_at = saved.thawed_at;
         self.run.truncate_metrics_after(saved.step)?;
         self.event(
             "resumed",
