@@ -1,8 +1,13 @@
 //! thaw: fine-tune neural networks from pretrained weights, from a terminal.
 
 pub mod cli;
+pub mod client;
+pub mod compare;
+pub mod daemon;
 pub mod engine;
 pub mod paths;
+pub mod protocol;
+pub mod series;
 pub mod session;
 pub mod signals;
 pub mod train;

@@ -70,11 +70,28 @@ enum Command {
         #[arg(long)]
         latest: bool,
     },
+    /// Compare a session's runs: best validation accuracy and loss, steps and time to a target
+    /// accuracy, trainable parameters, step time. Did pretrained weights help?
+    Compare {
+        /// The session's name (as in its file's `name`).
+        session: String,
+        /// A JSON array, one object per run (see the README).
+        #[arg(long)]
+        json: bool,
+        /// The validation accuracy to reach, a fraction (default: 90% of the best run's best).
+        #[arg(long, value_name = "FRACTION")]
+        target_acc: Option<f64>,
+        /// Also draw validation loss and accuracy per run into this .svg or .png file.
+        #[arg(long, value_name = "FILE")]
+        plot: Option<PathBuf>,
+    },
     /// Built-in data sets.
     Data {
         #[command(subcommand)]
         command: DataCommand,
     },
+    #[command(flatten)]
+    Daemon(thaw::cli::daemon::DaemonCommand),
     /// Train one run from its directory (started by thaw itself; not for users).
     #[command(hide = true)]
     Worker {
@@ -122,6 +139,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Worker { run_dir } => Ok(thaw::worker::main(&run_dir)),
+        Command::Daemon(command) => thaw::cli::daemon::main(command),
         Command::Train { file, run, jobs } => thaw::train::main(thaw::train::TrainArgs {
             file: &file,
             run: run.as_deref(),
@@ -150,6 +168,24 @@ fn main() -> ExitCode {
         .map(|()| 0),
         Command::Export { run, to, latest } => thaw::paths::Paths::from_env()
             .and_then(|paths| thaw::cli::export::main(&paths, &run, &to, latest))
+            .map(|()| 0),
+        Command::Compare {
+            session,
+            json,
+            target_acc,
+            plot,
+        } => thaw::paths::Paths::from_env()
+            .and_then(|paths| {
+                thaw::compare::main(
+                    &paths,
+                    &thaw::compare::CompareArgs {
+                        session: &session,
+                        json,
+                        target_accuracy: target_acc,
+                        plot: plot.as_deref(),
+                    },
+                )
+            })
             .map(|()| 0),
         Command::Data {
             command: DataCommand::Demo { dir },

@@ -5,7 +5,9 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::engine::device;
-use crate::engine::rundir::{Event, RunDir, RunState, RunStatus, now};
+use crate::engine::rundir::{
+    Event, RunDir, RunState, RunStatus, hostname, now, process_start_time,
+};
 use crate::engine::trainer::{self, Outcome};
 use crate::paths::Paths;
 use crate::session::RunSpec;
@@ -22,6 +24,14 @@ pub const THREADS_ENV: &str = "THAW_THREADS";
 pub fn main(root: &Path) -> i32 {
     signals::install();
     let run = RunDir::new(root);
+    // Refused before touching any file: the run belongs to the worker holding the lock.
+    let _lock = match lock(&run) {
+        Ok(lock) => lock,
+        Err(err) => {
+            eprintln!("thaw worker {}: {err:#}", root.display());
+            return 1;
+        }
+    };
     match work(&run) {
         Ok(Outcome::Finished | Outcome::Stopped) => 0,
         Ok(Outcome::Interrupted) => EXIT_INTERRUPTED,
@@ -38,6 +48,7 @@ fn work(run: &RunDir) -> Result<Outcome> {
     if !run.root.is_dir() {
         anyhow::bail!("run directory {} does not exist", run.root.display());
     }
+    announce(run)?;
     let spec = RunSpec::load(&run.spec())?;
     let threads = spec
         .threads
@@ -50,6 +61,48 @@ fn work(run: &RunDir) -> Result<Outcome> {
     device::set_cpu_threads(threads);
     let paths = Paths::from_env()?;
     trainer::train(run, &spec, &paths.demo_data(), &signals::INTERRUPTED)
+}
+
+/// Holds `RUN_DIR/worker.lock` for the life of the process: two workers on one run directory
+/// (a `thaw train` beside the daemon, say) would corrupt each other's checkpoints.
+fn lock(run: &RunDir) -> Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let path = run.root.join("worker.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+    // SAFETY: flock on a descriptor this function owns; the lock goes with the file.
+    let held = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0;
+    if held {
+        let pid = run
+            .read_state()
+            .map(|s| s.pid.to_string())
+            .unwrap_or_else(|_| "?".into());
+        anyhow::bail!(
+            "another worker (pid {pid}) is already training {}: stop it first",
+            run.root.display()
+        );
+    }
+    Ok(file)
+}
+
+/// Says in `state.json`, before anything else, that this process now owns the run, keeping
+/// what the file knew of its progress.
+fn announce(run: &RunDir) -> Result<()> {
+    let pid = std::process::id();
+    let mut state = run
+        .read_state()
+        .unwrap_or_else(|_| RunState::before_training(RunStatus::Running, None));
+    state.status = RunStatus::Running;
+    state.pid = pid;
+    state.pid_start = process_start_time(pid);
+    state.host = hostname();
+    state.message = Some("starting".into());
+    state.updated = now();
+    run.write_state(&state)
 }
 
 /// Marks the run failed in `state.json` (keeping what it knew) and says why in `events.jsonl`.

@@ -206,3 +206,52 @@ fn wait_until(cond: impl Fn() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+#[test]
+fn a_second_worker_on_the_same_run_is_refused_and_changes_nothing() {
+    let home = Home::new();
+    let runs = home.prepare_run(&session(&["one"]));
+    let run = &runs[0];
+    run.write_desired(&Desired {
+        paused: true,
+        ..Desired::default()
+    })
+    .unwrap();
+    let mut first = home.worker(run, 1);
+    let state = wait_state(run, 120, "paused", |s| s.status == RunStatus::Paused);
+    assert_eq!(state.pid, first.id());
+    let second = home.worker(run, 1).wait_with_output().unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "another worker (pid {}) is already training",
+            first.id()
+        )),
+        "{stderr}"
+    );
+    let after = run.read_state().unwrap();
+    assert_eq!((after.pid, after.status), (first.id(), RunStatus::Paused));
+    assert!(events(run, "error").is_empty());
+    run.write_desired(&Desired {
+        stop: true,
+        ..Desired::default()
+    })
+    .unwrap();
+    assert_eq!(wait_exit(&mut first, 60), 0);
+}
+
+#[test]
+fn the_speed_of_a_logged_step_is_timed_from_its_start() {
+    let home = Home::new();
+    let text = session(&[]) + "[[runs]]\nname = \"fast\"\nmodel = \"mlp\"\nepochs = 1\n";
+    let runs = home.prepare_run(&text);
+    let mut child = home.worker(&runs[0], 1);
+    assert_eq!(wait_exit(&mut child, 120), 0);
+    let metrics = std::fs::read_to_string(runs[0].metrics_path()).unwrap();
+    for row in metrics.lines().skip(1).filter(|l| l.contains(",train,")) {
+        let speed: f64 = row.split(',').rev().nth(1).unwrap().parse().unwrap();
+        // A batch of 16 small images: thousands of samples a second at most on a CPU, never millions.
+        assert!(speed > 0.0 && speed < 200_000.0, "{row}");
+    }
+}

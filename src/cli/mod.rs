@@ -1,5 +1,6 @@
 //! Command-line verbs that work on weights files: inspect, dry-run transfer, predict, export.
 
+pub mod daemon;
 pub mod export;
 pub mod predict;
 pub mod weights;

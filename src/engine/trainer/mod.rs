@@ -300,6 +300,8 @@ impl<'a, M: Classifier> Trainer<'a, M> {
     }
 
     fn train_step(&mut self, batch: super::data::Batch) -> Result<()> {
+        // The logging window's clock starts before its first step, or that step is not timed.
+        self.log.since.get_or_insert_with(Instant::now);
         let n = batch.labels.len();
         let (images, labels) = step::tensors(batch, &self.device);
         let model = self.model.take().context("model present")?;
@@ -320,7 +322,6 @@ impl<'a, M: Classifier> Trainer<'a, M> {
         self.model = Some(model);
         self.state.step += 1;
         let log = &mut self.log;
-        log.since.get_or_insert_with(Instant::now);
         log.loss += value * n as f64;
         log.correct += correct;
         log.samples += n;

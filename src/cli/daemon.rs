@@ -1,0 +1,300 @@
+//! The daemon's verbs: up, down, launch, status, freeze, unfreeze, pause, resume, stop,
+//! checkpoint, logs, lr. Each sends the same request the dashboard sends. Colours only on a
+//! terminal (and never with NO_COLOR).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use crossterm::style::Stylize;
+
+use crate::client::{Client, ClientError};
+use crate::engine::rundir::{Event, RunStatus};
+use crate::paths::Paths;
+use crate::protocol::{Control, Request, Response, RunInfo};
+
+/// The daemon's subcommands (flattened into thaw's command line).
+#[derive(Debug, Subcommand)]
+pub enum DaemonCommand {
+    /// Start the daemon, detached from the terminal (one per user).
+    Up {
+        /// Stay in the foreground, logging to stderr (for service managers).
+        #[arg(long)]
+        foreground: bool,
+    },
+    /// Checkpoint every training run, stop the workers and the daemon.
+    Down,
+    /// Submit a session file to the daemon; its runs queue and start as devices free up.
+    Launch {
+        /// The session file (TOML).
+        file: PathBuf,
+        /// Discard the session of the same name (its runs and their files) and start again.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Sessions and runs: status, step, loss, frozen groups.
+    Status {
+        /// A JSON array, one object per run (see the README).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Freeze layer groups of a run before its next step.
+    Freeze {
+        /// SESSION/RUN, or RUN when only one session has it.
+        run: String,
+        #[arg(required = true)]
+        groups: Vec<String>,
+    },
+    /// Thaw layer groups of a run before its next step.
+    Unfreeze {
+        run: String,
+        #[arg(required = true)]
+        groups: Vec<String>,
+    },
+    /// Pause a run (its worker waits, holding its slot).
+    Pause { run: String },
+    /// Continue a paused run, or restart an interrupted, failed or stopped one from its last
+    /// checkpoint; --all: every interrupted run.
+    Resume {
+        #[arg(required_unless_present = "all")]
+        run: Option<String>,
+        #[arg(long, conflicts_with = "run")]
+        all: bool,
+    },
+    /// Checkpoint and stop a run.
+    Stop { run: String },
+    /// Write a checkpoint of a run now.
+    Checkpoint { run: String },
+    /// A run's events as text; --follow: then each new one until the run ends.
+    Logs {
+        run: String,
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Change a run's learning-rate multiplier: x2, /2, or a value.
+    Lr {
+        run: String,
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
+}
+
+/// Runs one verb; returns the exit status.
+pub fn main(command: DaemonCommand) -> Result<i32> {
+    let paths = Paths::from_env()?;
+    let control = |run: String, control: Control| {
+        let response = Client::connect(&paths)?.request(&Request::Control { run, control })?;
+        answer(response)
+    };
+    match command {
+        DaemonCommand::Up { foreground } => crate::daemon::up::up(&paths, foreground),
+        DaemonCommand::Down => down(&paths),
+        DaemonCommand::Launch { file, replace } => launch(&paths, &file, replace),
+        DaemonCommand::Status { json } => status(&paths, json),
+        DaemonCommand::Freeze { run, groups } => control(run, Control::Freeze { groups }),
+        DaemonCommand::Unfreeze { run, groups } => control(run, Control::Unfreeze { groups }),
+        DaemonCommand::Pause { run } => control(run, Control::Pause),
+        DaemonCommand::Resume { all: true, .. } => {
+            answer(Client::connect(&paths)?.request(&Request::ResumeAll)?)
+        }
+        DaemonCommand::Resume { run, all: false } => match run {
+            Some(run) => control(run, Control::Resume),
+            None => bail!("name a RUN to resume, or --all for every interrupted run"),
+        },
+        DaemonCommand::Stop { run } => control(run, Control::Stop),
+        DaemonCommand::Checkpoint { run } => control(run, Control::Checkpoint),
+        DaemonCommand::Logs { run, follow } => logs(&paths, run, follow),
+        DaemonCommand::Lr { run, value } => control(run, lr_control(&value)?),
+    }
+}
+
+/// `x2` / `*2` multiplies, `/2` divides, a plain number sets the multiplier.
+pub fn lr_control(value: &str) -> Result<Control> {
+    let number = |s: &str| {
+        s.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .with_context(|| {
+                format!("{value:?} is not a learning-rate change: use x2, /2 or a positive number")
+            })
+    };
+    Ok(match value.chars().next() {
+        Some('x' | '*') => Control::LrScale(number(&value[1..])?),
+        Some('/') => Control::LrScale(1.0 / number(&value[1..])?),
+        _ => Control::LrSet(number(value)?),
+    })
+}
+
+fn answer(response: Response) -> Result<i32> {
+    match response {
+        Response::Done { message } => {
+            println!("{message}");
+            Ok(0)
+        }
+        Response::Error { message } => bail!(message),
+        other => bail!("unexpected answer from the daemon: {other:?}"),
+    }
+}
+
+fn down(paths: &Paths) -> Result<i32> {
+    let mut client = match Client::connect(paths) {
+        Ok(client) => client,
+        Err(ClientError::NotRunning) => {
+            println!("no thaw daemon is running");
+            return Ok(0);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    println!("asking every run to checkpoint and stop...");
+    let pid = client.daemon.pid;
+    let code = answer(client.request_patiently(&Request::Shutdown)?)?;
+    // Done only when the process is gone (its socket removed): a `thaw up` right after must
+    // start a new daemon, not find this one.
+    let start = Instant::now();
+    while process_runs(pid) && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(code)
+}
+
+/// Whether process `pid` exists and is not a zombie.
+fn process_runs(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
+    })
+}
+
+fn launch(paths: &Paths, file: &Path, replace: bool) -> Result<i32> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read session file {}", file.display()))?;
+    let file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    let request = Request::Launch {
+        file,
+        text,
+        replace,
+    };
+    answer(Client::connect(paths)?.request(&request)?)
+}
+
+fn status(paths: &Paths, json: bool) -> Result<i32> {
+    let runs = match Client::connect(paths)?.request(&Request::Status)? {
+        Response::Status { runs } => runs,
+        other => return answer(other),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&runs)?);
+        return Ok(0);
+    }
+    if runs.is_empty() {
+        println!("no sessions: launch one with `thaw launch FILE`");
+        return Ok(0);
+    }
+    print!("{}", status_table(&runs, colours()));
+    Ok(0)
+}
+
+fn colours() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+fn status_word(status: RunStatus) -> String {
+    format!("{status:?}").to_lowercase()
+}
+
+/// The runs as a table, a line each, with what a run waits for or why it failed below it.
+pub fn status_table(runs: &[RunInfo], colour: bool) -> String {
+    let name_width = runs
+        .iter()
+        .map(|r| r.full_name().len())
+        .max()
+        .unwrap_or(0)
+        .max(3);
+    let mut out = format!(
+        "{:<name_width$}  {:<13} {:>13} {:>7} {:>8} {:>8}  FROZEN\n",
+        "RUN", "STATUS", "STEP", "EPOCH", "LOSS", "VAL ACC"
+    );
+    for run in runs {
+        let word = format!("{:<13}", status_word(run.status));
+        let word = match (colour, run.status) {
+            (false, _) => word,
+            (true, RunStatus::Running | RunStatus::Finished) => word.green().to_string(),
+            (true, RunStatus::Failed) => word.red().to_string(),
+            (true, RunStatus::Paused | RunStatus::Interrupted) => word.yellow().to_string(),
+            (true, _) => word.dim().to_string(),
+        };
+        let step = match run.total_steps {
+            0 => run.step.to_string(),
+            total => format!("{}/{total}", run.step),
+        };
+        let epoch = format!("{}/{}", (run.epoch + 1).min(run.epochs), run.epochs);
+        let loss = run.last_loss.map_or("-".into(), |l| format!("{l:.4}"));
+        let acc = run
+            .best_val_accuracy
+            .map_or("-".into(), |a| format!("{:.1}%", a * 100.0));
+        let frozen: Vec<&str> = run
+            .groups
+            .iter()
+            .filter(|g| g.frozen)
+            .map(|g| g.name.as_str())
+            .collect();
+        out.push_str(&format!(
+            "{:<name_width$}  {word} {step:>13} {epoch:>7} {loss:>8} {acc:>8}  {}\n",
+            run.full_name(),
+            match frozen.is_empty() {
+                true => "-".to_string(),
+                false => frozen.join(","),
+            }
+        ));
+        if let Some(note) = run.queued_reason.as_ref().or(run.message.as_ref()) {
+            out.push_str(&format!("{:<name_width$}    {note}\n", ""));
+        }
+    }
+    out
+}
+
+fn logs(paths: &Paths, run: String, follow: bool) -> Result<i32> {
+    let responses = Client::connect(paths)?.stream(&Request::Logs { run, follow })?;
+    for response in responses {
+        match response? {
+            Response::Events { events, .. } => {
+                for event in &events {
+                    println!("{}", event_line(event));
+                }
+            }
+            Response::Error { message } => bail!(message),
+            other => bail!("unexpected answer from the daemon: {other:?}"),
+        }
+    }
+    Ok(0)
+}
+
+/// An event as one line of text: UTC time, step, epoch, kind, message, groups.
+pub fn event_line(event: &Event) -> String {
+    let time = crate::daemon::utc(event.time);
+    let groups = match event.groups.is_empty() {
+        true => String::new(),
+        false => format!(" [{}]", event.groups.join(", ")),
+    };
+    format!(
+        "{time} step {} epoch {} {:<11} {}{groups}",
+        event.step, event.epoch, event.kind, event.message
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lr_changes_parse() {
+        assert_eq!(lr_control("x2").unwrap(), Control::LrScale(2.0));
+        assert_eq!(lr_control("/2").unwrap(), Control::LrScale(0.5));
+        assert_eq!(lr_control("0.1").unwrap(), Control::LrSet(0.1));
+        assert!(lr_control("-1").is_err());
+        assert!(lr_control("x").is_err());
+    }
+}

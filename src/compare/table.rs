@@ -1,0 +1,190 @@
+//! The comparison as a plain-text table, columns aligned, no colours.
+
+use std::path::Path;
+
+use super::summary::RunSummary;
+
+const DASH: &str = "-";
+
+/// The table `thaw compare` prints: a header line and a line per run.
+pub fn render(summaries: &[RunSummary], target: Option<f64>) -> String {
+    let to = target.map_or_else(|| "target".to_string(), percent);
+    let header = [
+        "run".to_string(),
+        "status".into(),
+        "weights".into(),
+        "best acc".into(),
+        "best loss".into(),
+        format!("steps to {to}"),
+        format!("time to {to}"),
+        "trainable".into(),
+        "step ms".into(),
+    ];
+    // The first three columns are words, left-aligned; the rest are numbers, right-aligned.
+    let words = 3;
+    let rows: Vec<[String; 9]> = summaries.iter().map(cells).collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (cell, &w))| {
+                if i < words {
+                    format!("{cell:<w$}")
+                } else {
+                    format!("{cell:>w$}")
+                }
+            })
+            .collect();
+        padded.join("  ").trim_end().to_string()
+    };
+    let mut out = line(&header);
+    out.push('\n');
+    for row in &rows {
+        out.push_str(&line(row));
+        out.push('\n');
+    }
+    out
+}
+
+fn cells(s: &RunSummary) -> [String; 9] {
+    let or_dash = |v: Option<String>| v.unwrap_or_else(|| DASH.to_string());
+    let trainable = match (s.trainable_params, s.total_params) {
+        (Some(t), Some(total)) => format!("{}/{}", thousands(t), thousands(total)),
+        _ => DASH.to_string(),
+    };
+    [
+        s.run.clone(),
+        or_dash(s.status.clone()),
+        or_dash(s.weights.as_deref().map(weights_label)),
+        or_dash(s.best_val_accuracy.map(percent)),
+        or_dash(s.best_val_loss.map(|l| format!("{l:.4}"))),
+        or_dash(s.steps_to_target.map(|n| n.to_string())),
+        or_dash(s.seconds_to_target.map(duration)),
+        trainable,
+        or_dash(s.mean_step_ms.map(|ms| format!("{ms:.1}"))),
+    ]
+}
+
+/// `none`, `run:RUN/best`, or a weights file's name without its folders.
+fn weights_label(weights: &str) -> String {
+    if weights == "none" || weights.starts_with("run:") {
+        return weights.to_string();
+    }
+    Path::new(weights)
+        .file_name()
+        .map_or_else(|| weights.to_string(), |n| n.to_string_lossy().to_string())
+}
+
+/// A fraction as a percentage: `85%`, `85.5%`.
+pub fn percent(fraction: f64) -> String {
+    let p = fraction * 100.0;
+    if (p - p.round()).abs() < 0.05 {
+        format!("{p:.0}%")
+    } else {
+        format!("{p:.1}%")
+    }
+}
+
+fn duration(secs: f64) -> String {
+    if secs < 60.0 {
+        return format!("{secs:.1}s");
+    }
+    let whole = secs.round() as u64;
+    if whole < 3600 {
+        format!("{}m{:02}s", whole / 60, whole % 60)
+    } else {
+        format!("{}h{:02}m", whole / 3600, whole % 3600 / 60)
+    }
+}
+
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(run: &str) -> RunSummary {
+        RunSummary {
+            run: run.into(),
+            status: Some("finished".into()),
+            weights: Some("none".into()),
+            best_val_accuracy: Some(0.875),
+            best_val_loss: Some(0.41234),
+            target_accuracy: Some(0.72),
+            steps_to_target: Some(120),
+            seconds_to_target: Some(75.4),
+            trainable_params: Some(4933),
+            total_params: Some(1_234_567),
+            mean_step_ms: Some(12.345),
+        }
+    }
+
+    #[test]
+    fn columns_line_up_and_missing_values_are_dashes() {
+        let mut other = summary("a-much-longer-run-name");
+        other.weights = Some("/data/weights/resnet18.pth".into());
+        let empty = RunSummary {
+            run: "queued".into(),
+            status: None,
+            weights: None,
+            best_val_accuracy: None,
+            best_val_loss: None,
+            target_accuracy: Some(0.72),
+            steps_to_target: None,
+            seconds_to_target: None,
+            trainable_params: None,
+            total_params: None,
+            mean_step_ms: None,
+        };
+        let text = render(&[summary("scratch"), other, empty], Some(0.72));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "run                     status    weights       best acc  best loss  steps to 72%  time to 72%        trainable  step ms"
+        );
+        assert_eq!(
+            lines[1],
+            "scratch                 finished  none             87.5%     0.4123           120        1m15s  4,933/1,234,567     12.3"
+        );
+        assert!(lines[2].contains("resnet18.pth "), "{}", lines[2]);
+        assert_eq!(
+            lines[3],
+            "queued                  -         -                    -          -             -            -                -        -"
+        );
+    }
+
+    #[test]
+    fn numbers_read_as_people_write_them() {
+        assert_eq!(percent(0.855), "85.5%");
+        assert_eq!(percent(0.9), "90%");
+        assert_eq!(duration(4.26), "4.3s");
+        assert_eq!(duration(3725.0), "1h02m");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(21_797_672), "21,797,672");
+        assert_eq!(
+            render(&[], None),
+            "run  status  weights  best acc  best loss  steps to target  time to target  trainable  step ms\n"
+        );
+    }
+}

@@ -1,0 +1,131 @@
+//! `launch`: checks the session file before anything changes (a bad file reports file, line
+//! and key), refuses a session name that exists unless `replace`, writes the run directories
+//! and queues the runs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::daemon::registry::{Run, Session};
+use crate::daemon::{Daemon, Shared, log};
+use crate::engine::rundir::RunStatus;
+use crate::protocol::{Response, Update};
+use crate::session::{SessionSpec, store};
+
+pub async fn handle(shared: &Arc<Shared>, file: PathBuf, text: String, replace: bool) -> Response {
+    let spec = match SessionSpec::parse(&text, &file) {
+        Ok(spec) => spec,
+        Err(e) => return Response::error(e.to_string()),
+    };
+    let demo_dir = {
+        let daemon = shared.lock();
+        if let Err(why) = may_launch(&daemon, &spec.name, replace) {
+            return Response::error(why);
+        }
+        daemon.paths.demo_data()
+    };
+    // Generated once here, before any worker starts, rather than by each worker (and not
+    // while the daemon is locked: it takes seconds).
+    let sets: Vec<String> = spec
+        .runs
+        .iter()
+        .filter_map(|r| r.data.strip_prefix("demo:").map(String::from))
+        .collect();
+    let made = tokio::task::spawn_blocking(move || {
+        sets.iter()
+            .try_for_each(|set| crate::engine::data::ensure_demo(&demo_dir, set).map(|_| ()))
+    })
+    .await;
+    match made {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Response::error(format!("cannot write the demo data: {e}")),
+        Err(e) => return Response::error(format!("cannot write the demo data: {e}")),
+    }
+    let mut daemon = shared.lock();
+    match launch(&mut daemon, &spec, replace) {
+        Ok(message) => Response::done(message),
+        Err(e) => Response::error(format!("{e:#}")),
+    }
+}
+
+/// Whether a session of this name may be launched now.
+fn may_launch(daemon: &Daemon, name: &str, replace: bool) -> Result<(), String> {
+    if daemon.shutting_down {
+        return Err("the daemon is shutting down".into());
+    }
+    let exists = daemon.registry.session(name).is_some() || daemon.paths.session(name).exists();
+    if !exists {
+        return Ok(());
+    }
+    if !replace {
+        return Err(format!(
+            "a session named {name:?} exists already: launch with --replace to discard it and start again, or give the file another name (name = \"...\")"
+        ));
+    }
+    let live: Vec<String> = daemon
+        .registry
+        .session(name)
+        .map(|s| {
+            s.runs
+                .iter()
+                .filter(|r| r.is_live())
+                .map(Run::full_name)
+                .collect()
+        })
+        .unwrap_or_default();
+    match live.is_empty() {
+        true => Ok(()),
+        false => Err(format!(
+            "session {name:?} still trains ({}): stop those runs first (`thaw stop RUN`), then launch with --replace",
+            live.join(", ")
+        )),
+    }
+}
+
+fn launch(daemon: &mut Daemon, spec: &SessionSpec, replace: bool) -> anyhow::Result<String> {
+    may_launch(daemon, &spec.name, replace).map_err(anyhow::Error::msg)?;
+    let dir = daemon.paths.session(&spec.name);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+        daemon.registry.sessions.retain(|s| s.name != spec.name);
+        daemon.announce(Update::Removed {
+            session: spec.name.clone(),
+        });
+        log(&format!("session {}: discarded (--replace)", spec.name));
+    }
+    let dirs = store::prepare(&daemon.paths, spec)?;
+    let mut runs = Vec::new();
+    for dir in dirs {
+        let mut run = Run::open(&spec.name, dir)?;
+        run.set_status(RunStatus::Queued, Some("queued".into()))?;
+        runs.push(run);
+    }
+    daemon.registry.sessions.push(Session {
+        name: spec.name.clone(),
+        runs,
+    });
+    daemon.tick();
+    let session = daemon
+        .registry
+        .session(&spec.name)
+        .map(|s| {
+            s.runs
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} {}",
+                        r.name,
+                        format!("{:?}", r.state.status).to_lowercase()
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    log(&format!("session {} launched", spec.name));
+    Ok(format!(
+        "session {} launched: {} run(s): {}; run directories in {}",
+        spec.name,
+        session.len(),
+        session.join(", "),
+        daemon.paths.session(&spec.name).join("runs").display()
+    ))
+}

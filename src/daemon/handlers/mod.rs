@@ -1,0 +1,58 @@
+//! One file per kind of request. Short requests lock the daemon, answer and unlock; streams
+//! (subscribe, logs) take the connection and keep writing to it.
+
+pub mod control;
+pub mod launch;
+pub mod logs;
+pub mod resume_all;
+pub mod shutdown;
+pub mod status;
+pub mod subscribe;
+
+use std::sync::Arc;
+
+use tokio::net::UnixStream;
+
+use super::Shared;
+use crate::protocol::{FrameError, Request, write_frame_async};
+
+/// Answers one request; returns whether the connection takes further requests.
+pub async fn handle(
+    shared: &Arc<Shared>,
+    request: Request,
+    stream: &mut UnixStream,
+) -> Result<bool, FrameError> {
+    let response = match request {
+        Request::Launch {
+            file,
+            text,
+            replace,
+        } => launch::handle(shared, file, text, replace).await,
+        Request::Control { run, control } => {
+            let mut daemon = shared.lock();
+            control::handle(&mut daemon, &run, control)
+        }
+        Request::Status => {
+            let daemon = shared.lock();
+            status::handle(&daemon)
+        }
+        Request::ResumeAll => {
+            let mut daemon = shared.lock();
+            resume_all::handle(&mut daemon)
+        }
+        Request::Subscribe { session } => {
+            subscribe::stream(shared, session, stream).await?;
+            return Ok(false);
+        }
+        Request::Logs { run, follow } => {
+            logs::stream(shared, &run, follow, stream).await?;
+            return Ok(false);
+        }
+        Request::Shutdown => {
+            shutdown::handle(shared, stream).await?;
+            return Ok(false);
+        }
+    };
+    write_frame_async(stream, &response).await?;
+    Ok(true)
+}

@@ -1,0 +1,63 @@
+//! `down`: every worker is asked to checkpoint and stop (SIGTERM: it ends `interrupted`,
+//! resumable), the daemon waits for them, answers, and stops.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::UnixStream;
+
+use crate::daemon::{Shared, log};
+use crate::protocol::{FrameError, Response, write_frame_async};
+
+/// How long `down` waits for workers to checkpoint before it stops anyway.
+const STOP_TIMEOUT: Duration = Duration::from_secs(300);
+
+pub async fn handle(shared: &Arc<Shared>, stream: &mut UnixStream) -> Result<(), FrameError> {
+    let asked = {
+        let mut daemon = shared.lock();
+        daemon.shutting_down = true;
+        let mut asked = Vec::new();
+        for run in daemon.registry.runs() {
+            if let Some(worker) = &run.worker {
+                worker.signal(libc::SIGTERM);
+                asked.push(run.full_name());
+            }
+        }
+        asked
+    };
+    log(&format!(
+        "shutting down: {} worker(s) checkpointing",
+        asked.len()
+    ));
+    let started = Instant::now();
+    let left = loop {
+        let left: Vec<String> = {
+            let daemon = shared.lock();
+            daemon
+                .registry
+                .runs()
+                .filter(|r| r.is_live())
+                .map(|r| r.full_name())
+                .collect()
+        };
+        if left.is_empty() || started.elapsed() > STOP_TIMEOUT {
+            break left;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let message = match (asked.len(), left.is_empty()) {
+        (0, _) => "thaw daemon stopped (no run was training)".to_string(),
+        (n, true) => format!(
+            "thaw daemon stopped: {n} run(s) checkpointed and interrupted ({}); `thaw up`, then `thaw resume --all` continues them",
+            asked.join(", ")
+        ),
+        (_, false) => format!(
+            "thaw daemon stopped; these workers did not stop within {}s and go on: {}",
+            STOP_TIMEOUT.as_secs(),
+            left.join(", ")
+        ),
+    };
+    let result = write_frame_async(stream, &Response::done(message)).await;
+    let _ = shared.stop.send(true);
+    result
+}

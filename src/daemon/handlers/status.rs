@@ -1,0 +1,10 @@
+//! `status`: every run, as `thaw status --json` prints it.
+
+use crate::daemon::Daemon;
+use crate::protocol::Response;
+
+pub fn handle(daemon: &Daemon) -> Response {
+    Response::Status {
+        runs: daemon.registry.runs().map(|r| r.info()).collect(),
+    }
+}

@@ -1,0 +1,271 @@
+//! The daemon: a broker and a cache between run directories and clients. It starts workers,
+//! writes their `desired.json`, tails what they write into a bounded in-memory history, and
+//! serves clients over a Unix socket. Training never depends on it: workers run in their own
+//! sessions, and a restarted daemon adopts the ones still alive.
+
+pub mod config;
+pub mod handlers;
+pub mod registry;
+pub mod scheduler;
+pub mod server;
+pub mod tail;
+pub mod up;
+pub mod workers;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{broadcast, watch};
+
+use crate::engine::model::{Classifier, LayerGroup, ModelKind, ModelShape, ModelTask};
+use crate::engine::rundir::RunStatus;
+use crate::paths::Paths;
+use crate::protocol::Update;
+use config::Config;
+use registry::{Registry, Run};
+
+/// Updates a slow subscriber may fall behind by before it gets a fresh snapshot instead.
+const UPDATE_BACKLOG: usize = 4096;
+
+/// Everything the daemon knows.
+pub struct Daemon {
+    pub paths: Paths,
+    pub config: Config,
+    pub cores: usize,
+    pub registry: Registry,
+    /// Live changes, to every subscriber.
+    pub updates: broadcast::Sender<Arc<Update>>,
+    /// `thaw down` was asked: start nothing more.
+    pub shutting_down: bool,
+}
+
+/// The daemon as its tasks share it, and the switch that ends it.
+pub struct Shared {
+    daemon: Mutex<Daemon>,
+    pub stop: watch::Sender<bool>,
+}
+
+impl Shared {
+    pub fn new(daemon: Daemon) -> Arc<Self> {
+        Arc::new(Self {
+            daemon: Mutex::new(daemon),
+            stop: watch::channel(false).0,
+        })
+    }
+
+    /// The daemon, for one request or one tick; never held across an await.
+    pub fn lock(&self) -> MutexGuard<'_, Daemon> {
+        self.daemon.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One line of the daemon's log (stderr: the terminal with `--foreground`, else daemon.log).
+pub fn log(message: &str) {
+    eprintln!("{} {message}", utc(crate::engine::rundir::now()));
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) of seconds since the Unix epoch.
+pub fn utc(secs: f64) -> String {
+    let secs = secs.max(0.0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+impl Daemon {
+    /// Loads the sessions on disk, adopts the workers still alive, marks the runs whose worker
+    /// is gone interrupted, and reads every run's files.
+    pub fn start(paths: Paths, config: Config, cores: usize) -> Self {
+        let registry = Registry::load(&paths.data.join("sessions"));
+        let mut daemon = Self {
+            paths,
+            config,
+            cores,
+            registry,
+            updates: broadcast::channel(UPDATE_BACKLOG).0,
+            shutting_down: false,
+        };
+        for run in daemon.registry.runs_mut() {
+            adopt(run);
+            run.tail.poll(false);
+        }
+        if daemon.config.auto_resume {
+            for run in daemon.registry.runs_mut() {
+                if run.state.status == RunStatus::Interrupted
+                    && let Err(e) = scheduler::requeue(run, false)
+                {
+                    log(&format!("{}: cannot resume: {e:#}", run.full_name()));
+                }
+            }
+        }
+        daemon
+    }
+
+    /// Reaps ended workers, starts what can start, reads what workers wrote and tells the
+    /// subscribers what changed.
+    pub fn tick(&mut self) {
+        for run in self.registry.runs_mut() {
+            reap(run);
+        }
+        if !self.shutting_down
+            && let Err(e) =
+                scheduler::schedule(&mut self.registry, self.config.cpu_slots, self.cores)
+        {
+            log(&format!("scheduling: {e:#}"));
+        }
+        let listening = self.updates.receiver_count() > 0;
+        for run in self.registry.runs_mut() {
+            refresh(run, &self.updates, listening);
+        }
+    }
+
+    /// Sends an update to every subscriber (none listening is fine).
+    pub fn announce(&self, update: Update) {
+        let _ = self.updates.send(Arc::new(update));
+    }
+
+    /// Runs with a live worker.
+    pub fn live_workers(&self) -> usize {
+        self.registry.runs().filter(|r| r.is_live()).count()
+    }
+}
+
+fn adopt(run: &mut Run) {
+    if !matches!(
+        run.state.status,
+        RunStatus::Running | RunStatus::Paused | RunStatus::Checkpointing
+    ) {
+        return;
+    }
+    match workers::adoptable(&run.state) {
+        Some(worker) => {
+            log(&format!(
+                "{}: adopted worker pid {}",
+                run.full_name(),
+                worker.pid()
+            ));
+            run.worker = Some(worker);
+        }
+        None => {
+            let why = format!(
+                "the worker (pid {} on {}) is gone",
+                run.state.pid, run.state.host
+            );
+            log(&format!("{}: {why}: interrupted", run.full_name()));
+            if let Err(e) = workers::interrupted(run, &why) {
+                log(&format!("{}: {e:#}", run.full_name()));
+            }
+        }
+    }
+}
+
+fn reap(run: &mut Run) {
+    let Some(worker) = run.worker.as_mut() else {
+        return;
+    };
+    let Some(exit) = worker.poll() else {
+        return;
+    };
+    let pid = worker.pid();
+    run.worker = None;
+    if let Err(e) = workers::settle(run, pid, exit) {
+        log(&format!("{}: {e:#}", run.full_name()));
+    }
+    log(&format!(
+        "{}: worker pid {pid} ended ({exit:?}): {}",
+        run.full_name(),
+        format!("{:?}", run.state.status).to_lowercase()
+    ));
+}
+
+fn refresh(run: &mut Run, updates: &broadcast::Sender<Arc<Update>>, listening: bool) {
+    let changes = run.tail.poll(listening);
+    if let Some(state) = changes.state {
+        run.state = state;
+    }
+    if run.groups.is_none() {
+        run.groups = count_params(run);
+    }
+    let send = |update: Update| {
+        let _ = updates.send(Arc::new(update));
+    };
+    if listening {
+        for event in changes.events {
+            send(Update::Event {
+                session: run.session.clone(),
+                run: run.name.clone(),
+                event,
+            });
+        }
+        if changes.history_rebuilt {
+            send(Update::History {
+                run: Box::new(run.snapshot()),
+            });
+        } else if !changes.rows.is_empty() {
+            send(Update::Metrics {
+                session: run.session.clone(),
+                run: run.name.clone(),
+                rows: changes.rows,
+            });
+        }
+    }
+    let info = run.info();
+    if run.announced.as_ref() != Some(&info) {
+        run.announced = Some(info.clone());
+        if listening {
+            send(Update::Run { info });
+        }
+    }
+}
+
+/// The run's layer groups with their parameter counts, once `classes.json` says how many
+/// classes its head has. Built once per run: models initialise their parameters lazily, so
+/// this allocates no weights.
+fn count_params(run: &Run) -> Option<Vec<LayerGroup>> {
+    let text = std::fs::read(run.dir.root.join("classes.json")).ok()?;
+    let classes: Vec<String> = serde_json::from_slice(&text).ok()?;
+    if classes.is_empty() {
+        return None;
+    }
+    struct Groups(ModelKind);
+    impl ModelTask for Groups {
+        type Output = Vec<LayerGroup>;
+        fn run<M: Classifier>(self, model: M) -> Vec<LayerGroup> {
+            crate::engine::model::layer_groups(self.0, &model)
+        }
+    }
+    let shape = ModelShape {
+        classes: classes.len(),
+        in_channels: run.spec.in_channels,
+        image_size: run.spec.image_size,
+    };
+    Some(crate::engine::model::with_model(
+        run.spec.model,
+        shape,
+        &burn::tensor::Device::flex(),
+        Groups(run.spec.model),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(super::utc(0.0), "1970-01-01 00:00:00");
+        assert_eq!(super::utc(951_782_400.0), "2000-02-29 00:00:00");
+        assert_eq!(super::utc(1_700_000_000.5), "2023-11-14 22:13:20");
+    }
+}

@@ -1,0 +1,298 @@
+//! The sessions and runs the daemon knows: loaded from `<data>/sessions` when it starts,
+//! added by `launch`, each run with its directory, its spec, what it last read from there and
+//! its worker if one runs.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use super::tail::RunTail;
+use super::workers::Worker;
+use crate::engine::device::DeviceSpec;
+use crate::engine::model::LayerGroup;
+use crate::engine::rundir::{Desired, DesiredRead, RunDir, RunState, RunStatus, now};
+use crate::protocol::{GroupInfo, RunInfo, RunSnapshot};
+use crate::session::RunSpec;
+
+/// One run and everything the daemon knows of it.
+#[derive(Debug)]
+pub struct Run {
+    pub session: String,
+    pub name: String,
+    pub dir: RunDir,
+    pub spec: RunSpec,
+    /// The device `auto` stands for here, resolved once.
+    pub device: DeviceSpec,
+    /// `state.json` as last read, or as the daemon last wrote it.
+    pub state: RunState,
+    /// `desired.json` as the daemon last wrote it.
+    pub desired: Desired,
+    pub worker: Option<Worker>,
+    /// What a queued or waiting run waits for.
+    pub queued_reason: Option<String>,
+    pub tail: RunTail,
+    /// The model's groups with their parameter counts, once the run's classes are known.
+    pub groups: Option<Vec<LayerGroup>>,
+    /// What clients were last told, to send only changes.
+    pub announced: Option<RunInfo>,
+}
+
+impl Run {
+    /// A run from its directory (its `spec.toml` must load).
+    pub fn open(session: &str, dir: RunDir) -> Result<Self> {
+        let spec = RunSpec::load(&dir.spec())?;
+        let state = dir.read_state().unwrap_or_else(|_| {
+            RunState::before_training(RunStatus::Queued, Some("queued".into()))
+        });
+        let desired = match dir.read_desired() {
+            DesiredRead::Good(desired) => desired,
+            _ => Desired::default(),
+        };
+        Ok(Self {
+            session: session.to_string(),
+            name: spec.name.clone(),
+            device: spec.device.resolve(),
+            tail: RunTail::new(&dir),
+            dir,
+            spec,
+            state,
+            desired,
+            worker: None,
+            queued_reason: None,
+            groups: None,
+            announced: None,
+        })
+    }
+
+    /// `session/run`.
+    pub fn full_name(&self) -> String {
+        format!("{}/{}", self.session, self.name)
+    }
+
+    /// The run's layer group names, in model order.
+    pub fn group_names(&self) -> Vec<String> {
+        self.spec
+            .model
+            .group_names()
+            .into_iter()
+            .map(String::from)
+            .collect()
+    }
+
+    /// Whether a worker process is training it now.
+    pub fn is_live(&self) -> bool {
+        self.worker.is_some()
+    }
+
+    /// Sets the status (and message) the daemon decided on, keeping what the worker wrote
+    /// about steps and figures, and writes `state.json`.
+    pub fn set_status(&mut self, status: RunStatus, message: Option<String>) -> Result<()> {
+        let fresh = RunState::before_training(status, message.clone());
+        self.state = RunState {
+            status,
+            message,
+            pid: fresh.pid,
+            pid_start: fresh.pid_start,
+            host: fresh.host,
+            updated: now(),
+            ..self.state.clone()
+        };
+        self.dir.write_state(&self.state)
+    }
+
+    /// Writes `desired.json` after `change`, keeping the old one if the write fails.
+    pub fn change_desired(&mut self, change: impl FnOnce(&mut Desired)) -> Result<()> {
+        let mut desired = self.desired.clone();
+        change(&mut desired);
+        if desired != self.desired {
+            self.dir
+                .write_desired(&desired)
+                .with_context(|| format!("run {}", self.full_name()))?;
+            self.desired = desired;
+        }
+        Ok(())
+    }
+
+    /// The run as `status` shows it.
+    pub fn info(&self) -> RunInfo {
+        let groups: Vec<(String, usize)> = match &self.groups {
+            Some(groups) => groups.iter().map(|g| (g.name.clone(), g.params)).collect(),
+            None => self.group_names().into_iter().map(|g| (g, 0)).collect(),
+        };
+        let frozen = match (&self.worker, self.state.status) {
+            // Before the worker has said anything, the session file's freeze list applies.
+            (None, RunStatus::Queued | RunStatus::Waiting) if self.state.step == 0 => {
+                self.spec.initially_frozen()
+            }
+            _ => self.state.frozen.clone(),
+        };
+        let device = match self.state.device.is_empty() {
+            true => self.device.to_string(),
+            false => self.state.device.clone(),
+        };
+        RunInfo {
+            session: self.session.clone(),
+            name: self.name.clone(),
+            status: self.state.status,
+            step: self.state.step,
+            epoch: self.state.epoch,
+            epochs: self.spec.epochs,
+            total_steps: self.state.total_steps,
+            model: self.spec.model.to_string(),
+            device,
+            last_loss: self.state.last_loss,
+            groups: groups
+                .into_iter()
+                .map(|(name, params)| GroupInfo {
+                    frozen: frozen.contains(&name),
+                    name,
+                    params,
+                })
+                .collect(),
+            message: self.state.message.clone(),
+            best_val_loss: self.state.best_val_loss,
+            best_val_accuracy: self.state.best_val_accuracy,
+            samples_per_sec: self.state.samples_per_sec,
+            lr_multiplier: self.desired.lr_multiplier,
+            pid: self.worker.as_ref().map(Worker::pid),
+            queued_reason: self.queued_reason.clone(),
+        }
+    }
+
+    /// The run with its history and latest events.
+    pub fn snapshot(&self) -> RunSnapshot {
+        RunSnapshot {
+            info: self.info(),
+            history: self.tail.history.to_wire(),
+            events: self.tail.recent_events.iter().cloned().collect(),
+        }
+    }
+}
+
+/// A launched session.
+#[derive(Debug)]
+pub struct Session {
+    pub name: String,
+    /// In the session file's order.
+    pub runs: Vec<Run>,
+}
+
+/// Every session, in the order they were launched.
+#[derive(Debug, Default)]
+pub struct Registry {
+    pub sessions: Vec<Session>,
+}
+
+impl Registry {
+    /// The sessions under `<data>/sessions`; a run whose directory cannot be read is left out
+    /// with a message.
+    pub fn load(sessions_dir: &Path) -> Self {
+        let mut found: Vec<(f64, Session)> = Vec::new();
+        let Ok(entries) = std::fs::read_dir(sessions_dir) else {
+            return Self::default();
+        };
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            let file = dir.join("session.toml");
+            let Ok(meta) = std::fs::metadata(&file) else {
+                continue;
+            };
+            let name = entry.file_name().to_string_lossy().to_string();
+            let launched = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0.0, |d| d.as_secs_f64());
+            let order = run_order(&file);
+            let mut runs = Vec::new();
+            for run_name in order {
+                match Run::open(&name, RunDir::new(dir.join("runs").join(&run_name))) {
+                    Ok(run) => runs.push(run),
+                    Err(e) => {
+                        super::log(&format!("session {name}: run {run_name} left out: {e:#}"))
+                    }
+                }
+            }
+            found.push((launched, Session { name, runs }));
+        }
+        found.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
+        Self {
+            sessions: found.into_iter().map(|(_, s)| s).collect(),
+        }
+    }
+
+    pub fn session(&self, name: &str) -> Option<&Session> {
+        self.sessions.iter().find(|s| s.name == name)
+    }
+
+    /// Every run, session by session.
+    pub fn runs(&self) -> impl Iterator<Item = &Run> {
+        self.sessions.iter().flat_map(|s| s.runs.iter())
+    }
+
+    pub fn runs_mut(&mut self) -> impl Iterator<Item = &mut Run> {
+        self.sessions.iter_mut().flat_map(|s| s.runs.iter_mut())
+    }
+
+    /// The run a user named: `session/run`, or `run` when only one session has it. The error
+    /// lists the runs there are.
+    pub fn find(&mut self, name: &str) -> Result<&mut Run, String> {
+        let matches: Vec<(usize, usize)> = self
+            .sessions
+            .iter()
+            .enumerate()
+            .flat_map(|(si, s)| s.runs.iter().enumerate().map(move |(ri, r)| (si, ri, r)))
+            .filter(|(_, _, r)| match name.split_once('/') {
+                Some((session, run)) => r.session == session && r.name == run,
+                None => r.name == name,
+            })
+            .map(|(si, ri, _)| (si, ri))
+            .collect();
+        match matches.as_slice() {
+            [(si, ri)] => Ok(&mut self.sessions[*si].runs[*ri]),
+            [] => {
+                let all: Vec<String> = self.runs().map(Run::full_name).collect();
+                Err(match all.is_empty() {
+                    true => format!("no run {name:?}: no session has been launched"),
+                    false => format!("no run {name:?}: the runs are {}", all.join(", ")),
+                })
+            }
+            several => {
+                let names: Vec<String> = several
+                    .iter()
+                    .map(|(si, ri)| self.sessions[*si].runs[*ri].full_name())
+                    .collect();
+                Err(format!(
+                    "run {name:?} is in more than one session: say {}",
+                    names.join(" or ")
+                ))
+            }
+        }
+    }
+}
+
+/// The run names of a session, in its file's order (the file as launched); directories the
+/// file does not name come after, sorted.
+fn run_order(session_file: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_to_string(session_file)
+        .ok()
+        .and_then(|text| toml::from_str::<toml::Table>(&text).ok())
+        .and_then(|t| t.get("runs").and_then(|r| r.as_array()).cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| r.get("name").and_then(|n| n.as_str()).map(String::from))
+        .collect();
+    let runs_dir = session_file.with_file_name("runs");
+    let mut rest: Vec<String> = std::fs::read_dir(&runs_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().join("spec.toml").is_file())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| !names.contains(n))
+        .collect();
+    rest.sort();
+    names.retain(|n| runs_dir.join(n).join("spec.toml").is_file());
+    names.extend(rest);
+    names
+}

@@ -1,0 +1,237 @@
+//! Worker processes: started in their own session (so they outlive the daemon and never get
+//! the terminal's signals), adopted again by a restarted daemon (pid, start time and host
+//! checked, so a reused pid is not mistaken for one), and reaped with the reason they ended.
+
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context, Result};
+
+use super::registry::Run;
+use crate::engine::rundir::{Event, RunDir, RunState, RunStatus, hostname, now};
+use crate::worker::{EXIT_INTERRUPTED, THREADS_ENV};
+
+/// A worker the daemon watches.
+#[derive(Debug)]
+pub enum Worker {
+    /// Started by this daemon: its exit status is known.
+    Child(Child),
+    /// Started by an earlier daemon: only /proc tells whether it still runs.
+    Adopted { pid: u32, start: u64 },
+}
+
+/// How a worker ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+    /// An adopted worker: its status went to its real parent.
+    Unknown,
+}
+
+impl Worker {
+    pub fn pid(&self) -> u32 {
+        match self {
+            Self::Child(child) => child.id(),
+            Self::Adopted { pid, .. } => *pid,
+        }
+    }
+
+    /// How it ended, once it has.
+    pub fn poll(&mut self) -> Option<Exit> {
+        match self {
+            Self::Child(child) => match child.try_wait() {
+                Ok(Some(status)) => Some(match (status.code(), status.signal()) {
+                    (Some(code), _) => Exit::Code(code),
+                    (None, Some(signal)) => Exit::Signal(signal),
+                    (None, None) => Exit::Unknown,
+                }),
+                Ok(None) => None,
+                Err(_) => Some(Exit::Unknown),
+            },
+            Self::Adopted { pid, start } => (!alive(*pid, *start)).then_some(Exit::Unknown),
+        }
+    }
+
+    /// Sends `signal` to the worker, if it is still the process it was.
+    pub fn signal(&self, signal: libc::c_int) {
+        let alive = match self {
+            Self::Child(_) => true,
+            Self::Adopted { pid, start } => alive(*pid, *start),
+        };
+        if alive {
+            // SAFETY: kill with a pid this daemon watches and a plain signal number.
+            unsafe {
+                libc::kill(self.pid() as libc::pid_t, signal);
+            }
+        }
+    }
+}
+
+/// Whether process `pid` runs and is the one that started at `start` (clock ticks since
+/// boot); a zombie does not run.
+pub fn alive(pid: u32, start: u64) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The command name may hold spaces and parentheses: count fields after the last ')'.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return false;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields.first().copied().unwrap_or("Z");
+    let started = fields.get(19).and_then(|s| s.parse::<u64>().ok());
+    start != 0 && state != "Z" && state != "X" && started == Some(start)
+}
+
+/// The worker that `state.json` names, if it still runs on this host.
+pub fn adoptable(state: &RunState) -> Option<Worker> {
+    let live = matches!(
+        state.status,
+        RunStatus::Running | RunStatus::Paused | RunStatus::Checkpointing
+    );
+    (live && state.host == hostname() && alive(state.pid, state.pid_start)).then_some(
+        Worker::Adopted {
+            pid: state.pid,
+            start: state.pid_start,
+        },
+    )
+}
+
+/// Starts `thaw worker RUN_DIR` in its own session with `threads` CPU threads, its output
+/// appended to `RUN_DIR/worker.log`.
+pub fn spawn(run: &RunDir, threads: usize) -> Result<Child> {
+    let exe = std::env::current_exe().context("cannot find the thaw executable")?;
+    let log_path = run.root.join("worker.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    let mut command = Command::new(exe);
+    command
+        .arg("worker")
+        .arg(&run.root)
+        .env(THREADS_ENV, threads.to_string())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command.spawn().context("cannot start a worker process")
+}
+
+/// Records how a run's worker ended: what the worker wrote if it wrote a final status, else
+/// `failed` with the exit status, in `state.json` and as an `error` event.
+pub fn settle(run: &mut Run, pid: u32, exit: Exit) -> Result<()> {
+    if let Ok(state) = run.dir.read_state() {
+        run.state = state;
+    }
+    let ended = matches!(
+        run.state.status,
+        RunStatus::Finished | RunStatus::Stopped | RunStatus::Failed | RunStatus::Interrupted
+    );
+    if ended && !(run.state.status == RunStatus::Finished && exit != Exit::Code(0)) {
+        return Ok(());
+    }
+    // A worker that failed at once may have written its state before the daemon's record of
+    // its start replaced it; its error event says why all the same.
+    if let Exit::Code(code) = exit
+        && code != 0
+        && code != EXIT_INTERRUPTED
+        && let Some(last) = run.dir.read_events().pop()
+        && last.kind == "error"
+    {
+        return run.set_status(RunStatus::Failed, Some(last.message));
+    }
+    let log = run.dir.root.join("worker.log");
+    let how = match exit {
+        Exit::Code(EXIT_INTERRUPTED) => {
+            return interrupted(run, "the worker was interrupted by a signal");
+        }
+        Exit::Code(code) => format!("the worker (pid {pid}) exited with status {code}"),
+        Exit::Signal(signal) => format!(
+            "the worker (pid {pid}) was killed by signal {signal} ({})",
+            signal_name(signal)
+        ),
+        Exit::Unknown => format!("the worker (pid {pid}) ended without recording why"),
+    };
+    let message = format!("{how}; see {}", log.display());
+    record(run, RunStatus::Failed, "error", message)
+}
+
+/// Marks a run whose worker is gone as interrupted, resumable from its last checkpoint.
+pub fn interrupted(run: &mut Run, why: &str) -> Result<()> {
+    let from = match crate::engine::checkpoint::latest(&run.dir) {
+        Some((dir, _)) => format!(
+            "`thaw resume {}` continues from checkpoint {}",
+            run.full_name(),
+            dir.file_name().unwrap_or_default().to_string_lossy()
+        ),
+        None => format!(
+            "no checkpoint yet: `thaw resume {}` starts it again",
+            run.full_name()
+        ),
+    };
+    record(
+        run,
+        RunStatus::Interrupted,
+        "interrupted",
+        format!("{why}: {from}"),
+    )
+}
+
+fn record(run: &mut Run, status: RunStatus, kind: &str, message: String) -> Result<()> {
+    run.dir.append_event(&Event {
+        time: now(),
+        step: run.state.step,
+        epoch: run.state.epoch,
+        kind: kind.into(),
+        message: message.clone(),
+        groups: Vec::new(),
+    })?;
+    run.set_status(status, Some(message))
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGHUP => "SIGHUP",
+        _ => "a signal",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_a_wrong_start_time_is_not() {
+        let pid = std::process::id();
+        let start = crate::engine::rundir::process_start_time(pid);
+        assert!(alive(pid, start));
+        assert!(!alive(pid, start + 1));
+        assert!(!alive(pid, 0));
+    }
+
+    #[test]
+    fn a_reaped_child_is_not_alive() {
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let start = crate::engine::rundir::process_start_time(pid);
+        child.wait().unwrap();
+        assert!(!alive(pid, start));
+    }
+}

@@ -1,0 +1,365 @@
+//! The messages between the daemon and its clients (the CLI verbs, the dashboard), and how they
+//! travel: a handshake that carries the protocol version, then JSON frames, each preceded by
+//! its length as a big-endian u32. A frame over [`MAX_FRAME`] bytes is refused from its length
+//! alone, before its body is read.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::engine::rundir::{Event, RunStatus};
+use crate::series::Point;
+
+/// Raised whenever a message changes in a way an older peer cannot read.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest frame either side accepts.
+pub const MAX_FRAME: u32 = 8 << 20;
+
+/// Why a frame could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("the connection was closed")]
+    Closed,
+    #[error("a frame of {0} bytes is over the limit of {MAX_FRAME} bytes")]
+    TooLarge(u64),
+    #[error("malformed message: {0}")]
+    Malformed(#[from] serde_json::Error),
+    #[error(transparent)]
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for FrameError {
+    fn from(e: std::io::Error) -> Self {
+        match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => Self::Closed,
+            _ => Self::Io(e),
+        }
+    }
+}
+
+/// The first message of a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Always "thaw": something else connected to the socket is told so.
+    pub program: String,
+    pub protocol: u32,
+    /// The client's thaw version, for messages.
+    pub version: String,
+}
+
+impl Hello {
+    /// This build's hello.
+    pub fn ours() -> Self {
+        Self {
+            program: "thaw".into(),
+            protocol: PROTOCOL_VERSION,
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
+/// The daemon's answer to [`Hello`]: its own versions, and why it refuses, if it does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub protocol: u32,
+    pub version: String,
+    pub pid: u32,
+    pub refused: Option<String>,
+}
+
+/// What a client asks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum Request {
+    /// Launch a session file; `file` is where it is (relative paths in it are resolved from
+    /// there), `text` what it holds. `replace` discards a session of the same name.
+    Launch {
+        file: PathBuf,
+        text: String,
+        replace: bool,
+    },
+    /// Change what a run does (`run` is `session/run`, or `run` where unambiguous).
+    Control { run: String, control: Control },
+    /// Every run, once.
+    Status,
+    /// A snapshot of one session (or all), then live updates until the client goes.
+    Subscribe { session: Option<String> },
+    /// A run's events; with `follow`, then each new one until the run ends.
+    Logs { run: String, follow: bool },
+    /// Restart the workers of every interrupted run from its last checkpoint.
+    ResumeAll,
+    /// Checkpoint and stop every worker, then stop the daemon.
+    Shutdown,
+}
+
+/// A change to one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Control {
+    Freeze {
+        groups: Vec<String>,
+    },
+    Unfreeze {
+        groups: Vec<String>,
+    },
+    Pause,
+    /// Continues a paused run; restarts an interrupted, failed or stopped one from its last
+    /// checkpoint.
+    Resume,
+    /// Checkpoint and stop (a run not started yet is just marked stopped).
+    Stop,
+    Checkpoint,
+    /// Multiplies the learning-rate multiplier.
+    LrScale(f64),
+    /// Sets the learning-rate multiplier.
+    LrSet(f64),
+}
+
+/// What the daemon answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "response", rename_all = "snake_case")]
+pub enum Response {
+    /// The request was carried out.
+    Done { message: String },
+    /// It was not, and why.
+    Error { message: String },
+    /// Every run (see README: `status --json`).
+    Status { runs: Vec<RunInfo> },
+    /// One run of a subscription's snapshot; a snapshot is sent run by run to keep frames small.
+    Snapshot { run: Box<RunSnapshot> },
+    /// The end of a snapshot: `runs` runs were sent.
+    SnapshotDone { runs: usize },
+    /// A live change, after the snapshot.
+    Update { update: Box<Update> },
+    /// Events of a run (`logs`).
+    Events { run: String, events: Vec<Event> },
+}
+
+impl Response {
+    pub fn error(message: impl Into<String>) -> Self {
+        Self::Error {
+            message: message.into(),
+        }
+    }
+
+    pub fn done(message: impl Into<String>) -> Self {
+        Self::Done {
+            message: message.into(),
+        }
+    }
+}
+
+/// A layer group of a run's model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    pub name: String,
+    pub frozen: bool,
+    /// Trainable parameters; 0 until the run's classes are known.
+    pub params: usize,
+}
+
+/// One run as `status` shows it; the `status --json` format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub session: String,
+    pub name: String,
+    pub status: RunStatus,
+    pub step: usize,
+    pub epoch: usize,
+    pub epochs: usize,
+    pub total_steps: usize,
+    pub model: String,
+    pub device: String,
+    pub last_loss: Option<f64>,
+    pub groups: Vec<GroupInfo>,
+    /// Why the run failed, paused itself or waits.
+    pub message: Option<String>,
+    pub best_val_loss: Option<f64>,
+    pub best_val_accuracy: Option<f64>,
+    pub samples_per_sec: Option<f64>,
+    pub lr_multiplier: f64,
+    /// The worker's pid while it runs.
+    pub pid: Option<u32>,
+    /// What a queued or waiting run waits for.
+    pub queued_reason: Option<String>,
+}
+
+impl RunInfo {
+    /// `session/run`.
+    pub fn full_name(&self) -> String {
+        format!("{}/{}", self.session, self.name)
+    }
+}
+
+/// A run's metric history, downsampled where it is long (see [`crate::series`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    pub train_loss: Vec<Point>,
+    pub train_accuracy: Vec<Point>,
+    pub val_loss: Vec<Point>,
+    pub val_accuracy: Vec<Point>,
+}
+
+/// A run with its history and its latest events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSnapshot {
+    pub info: RunInfo,
+    pub history: History,
+    pub events: Vec<Event>,
+}
+
+/// One row of a run's `metrics.csv`, as sent live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricPoint {
+    pub step: u64,
+    /// `train` or `val`.
+    pub split: String,
+    pub loss: f64,
+    pub accuracy: f64,
+}
+
+/// A live change to a subscribed session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Update {
+    /// A run's status, step or figures changed (or the run is new).
+    Run { info: RunInfo },
+    /// New metric rows.
+    Metrics {
+        session: String,
+        run: String,
+        rows: Vec<MetricPoint>,
+    },
+    /// A new event.
+    Event {
+        session: String,
+        run: String,
+        event: Event,
+    },
+    /// A run's history was rebuilt (a resumed worker dropped rows logged after its checkpoint).
+    History { run: Box<RunSnapshot> },
+    /// A session was discarded (launched again with `--replace`).
+    Removed { session: String },
+}
+
+impl Update {
+    /// The session the update is about.
+    pub fn session(&self) -> &str {
+        match self {
+            Self::Run { info } => &info.session,
+            Self::History { run } => &run.info.session,
+            Self::Metrics { session, .. }
+            | Self::Event { session, .. }
+            | Self::Removed { session } => session,
+        }
+    }
+}
+
+/// A message as a frame: length, then JSON.
+pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
+    let body = serde_json::to_vec(message)?;
+    let len = u32::try_from(body.len())
+        .ok()
+        .filter(|&n| n <= MAX_FRAME)
+        .ok_or(FrameError::TooLarge(body.len() as u64))?;
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(&body);
+    Ok(frame)
+}
+
+fn body_len(header: [u8; 4]) -> Result<usize, FrameError> {
+    let len = u32::from_be_bytes(header);
+    if len > MAX_FRAME {
+        return Err(FrameError::TooLarge(u64::from(len)));
+    }
+    Ok(len as usize)
+}
+
+/// Writes one frame.
+pub fn write_frame<T: Serialize>(w: &mut impl Write, message: &T) -> Result<(), FrameError> {
+    w.write_all(&encode(message)?)?;
+    w.flush()?;
+    Ok(())
+}
+
+/// Reads one frame.
+pub fn read_frame<T: DeserializeOwned>(r: &mut impl Read) -> Result<T, FrameError> {
+    let mut header = [0u8; 4];
+    r.read_exact(&mut header)?;
+    let mut body = vec![0u8; body_len(header)?];
+    r.read_exact(&mut body)?;
+    Ok(serde_json::from_slice(&body)?)
+}
+
+/// Writes one frame to an async stream.
+pub async fn write_frame_async<T: Serialize>(
+    w: &mut (impl AsyncWrite + Unpin),
+    message: &T,
+) -> Result<(), FrameError> {
+    w.write_all(&encode(message)?).await?;
+    w.flush().await?;
+    Ok(())
+}
+
+/// Reads one frame from an async stream.
+pub async fn read_frame_async<T: DeserializeOwned>(
+    r: &mut (impl AsyncRead + Unpin),
+) -> Result<T, FrameError> {
+    let mut header = [0u8; 4];
+    r.read_exact(&mut header).await?;
+    let mut body = vec![0u8; body_len(header)?];
+    r.read_exact(&mut body).await?;
+    Ok(serde_json::from_slice(&body)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip() {
+        let request = Request::Control {
+            run: "s/a".into(),
+            control: Control::Freeze {
+                groups: vec!["stem".into()],
+            },
+        };
+        let frame = encode(&request).unwrap();
+        assert_eq!(&frame[..4], &((frame.len() - 4) as u32).to_be_bytes());
+        let back: Request = read_frame(&mut frame.as_slice()).unwrap();
+        assert_eq!(back, request);
+    }
+
+    #[test]
+    fn an_oversized_frame_is_refused_from_its_length() {
+        // Only the header: the body is never read.
+        let header = (MAX_FRAME + 1).to_be_bytes();
+        let err = read_frame::<Request>(&mut header.as_slice()).unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge(n) if n == u64::from(MAX_FRAME) + 1));
+    }
+
+    #[test]
+    fn garbage_is_malformed_and_a_short_read_is_closed() {
+        let mut frame = 5u32.to_be_bytes().to_vec();
+        frame.extend_from_slice(b"\x00\x01xyz");
+        assert!(matches!(
+            read_frame::<Request>(&mut frame.as_slice()),
+            Err(FrameError::Malformed(_))
+        ));
+        assert!(matches!(
+            read_frame::<Request>(&mut [0u8, 0].as_slice()),
+            Err(FrameError::Closed)
+        ));
+    }
+
+    #[test]
+    fn the_lr_control_has_a_stable_form() {
+        let json = serde_json::to_string(&Control::LrScale(2.0)).unwrap();
+        assert_eq!(json, r#"{"lr_scale":2.0}"#);
+    }
+}

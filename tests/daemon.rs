@@ -1,0 +1,753 @@
+//! The daemon, for real: started with `thaw up` in a private THAW_HOME, driven with the real
+//! `thaw` verbs and client, killed and restarted, with real workers training.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Home, events, train_losses, wait_exit};
+use thaw::client::Client;
+use thaw::engine::rundir::{RunDir, RunStatus};
+use thaw::paths::Paths;
+use thaw::protocol::{
+    Hello, MAX_FRAME, Request, Response, RunInfo, RunSnapshot, Update, Welcome, read_frame,
+    write_frame,
+};
+
+/// A session of small, quick MLP runs; `runs` are appended as `[[runs]]` tables.
+fn session(name: &str, epochs: usize, runs: &str) -> String {
+    format!(
+        r#"name = "{name}"
+[defaults]
+model = "mlp"
+data = "demo:shapes-small"
+image_size = 24
+epochs = {epochs}
+batch_size = 16
+device = "flex"
+seed = 5
+log_every_steps = 1
+checkpoint_every_steps = 4
+{runs}"#
+    )
+}
+
+fn runs(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("[[runs]]\nname = \"{n}\"\n"))
+        .collect()
+}
+
+/// A daemon in its own THAW_HOME. Dropping it (also when a test fails) runs `thaw down` and
+/// then kills every process still running with that THAW_HOME: the daemon, workers, clients.
+struct Daemon {
+    home: Home,
+}
+
+impl Daemon {
+    /// A home with `cpu_slots` in its config, and the daemon started in it.
+    fn up(cpu_slots: usize) -> Self {
+        let daemon = Self::stopped(cpu_slots);
+        daemon.ok(&["up"]);
+        daemon
+    }
+
+    /// A home with `cpu_slots` in its config, no daemon yet.
+    fn stopped(cpu_slots: usize) -> Self {
+        let home = Home::new();
+        std::fs::create_dir_all(home.path().join("config")).unwrap();
+        home.write("config/config.toml", &format!("cpu_slots = {cpu_slots}\n"));
+        Self { home }
+    }
+
+    fn paths(&self) -> Paths {
+        Paths {
+            data: self.home.path().join("data"),
+            config: self.home.path().join("config"),
+            runtime: self.home.path().join("run"),
+        }
+    }
+
+    fn thaw(&self, args: &[&str]) -> Output {
+        self.home.run_cmd(args)
+    }
+
+    /// Runs a verb that must succeed; its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.thaw(args);
+        assert!(
+            out.status.success(),
+            "thaw {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a verb that must fail; its stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.thaw(args);
+        assert!(
+            !out.status.success(),
+            "thaw {args:?} succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn launch(&self, file: &str, text: &str) -> String {
+        let path = self.home.write(file, text);
+        self.ok(&["launch", path.to_str().unwrap()])
+    }
+
+    fn status(&self) -> Vec<RunInfo> {
+        serde_json::from_str(&self.ok(&["status", "--json"])).expect("status --json parses")
+    }
+
+    fn run(&self, name: &str) -> RunInfo {
+        self.status()
+            .into_iter()
+            .find(|r| r.full_name() == name)
+            .unwrap_or_else(|| panic!("no run {name} in status"))
+    }
+
+    /// Waits until `cond` holds for run `name` (as `status --json` shows it).
+    fn wait_run(
+        &self,
+        name: &str,
+        secs: u64,
+        what: &str,
+        cond: impl Fn(&RunInfo) -> bool,
+    ) -> RunInfo {
+        let start = Instant::now();
+        loop {
+            let run = self.run(name);
+            if cond(&run) {
+                return run;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(secs),
+                "timed out waiting for {name}: {what}: {run:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        std::fs::read_to_string(self.home.path().join("run/thaw.pid"))
+            .expect("thaw.pid")
+            .trim()
+            .parse()
+            .expect("a pid")
+    }
+
+    fn run_dir(&self, session: &str, run: &str) -> RunDir {
+        self.home.run_dir(session, run)
+    }
+
+    /// The snapshot a new subscriber gets.
+    fn snapshot(&self, session: &str) -> Vec<RunSnapshot> {
+        let client = Client::connect(&self.paths()).expect("connect");
+        let request = Request::Subscribe {
+            session: Some(session.into()),
+        };
+        let mut runs = Vec::new();
+        for response in client.stream(&request).expect("subscribe") {
+            match response.expect("a frame") {
+                Response::Snapshot { run } => runs.push(*run),
+                Response::SnapshotDone { runs: n } => {
+                    assert_eq!(n, runs.len());
+                    return runs;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        panic!("the snapshot ended early");
+    }
+
+    /// Every process started with this THAW_HOME (daemon, workers, clients).
+    fn processes(&self) -> Vec<u32> {
+        let needle = format!("THAW_HOME={}", self.home.path().display());
+        let me = std::process::id();
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|&pid| pid != me)
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == needle.as_bytes()))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(mut down) = self
+            .home
+            .thaw()
+            .arg("down")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            let start = Instant::now();
+            while down.try_wait().ok().flatten().is_none() && start.elapsed().as_secs() < 30 {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = down.kill();
+            let _ = down.wait();
+        }
+        for pid in self.processes() {
+            kill(pid, libc::SIGKILL);
+        }
+    }
+}
+
+fn kill(pid: u32, signal: i32) {
+    // SAFETY: kill with a pid this test started and a plain signal number.
+    unsafe {
+        libc::kill(pid as i32, signal);
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .is_some_and(|(_, r)| !r.trim_start().starts_with('Z'))
+    })
+}
+
+fn wait_until(secs: u64, what: &str, cond: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn three_runs_share_two_slots_and_a_freeze_shows_in_status_and_events() {
+    let d = Daemon::up(2);
+    let out = d.launch(
+        "three.toml",
+        &session("three", 500, &runs(&["a", "b", "c"])),
+    );
+    assert!(out.contains("session three launched"), "{out}");
+    let c = d.run("three/c");
+    assert_eq!(c.status, RunStatus::Queued, "{c:?}");
+    assert!(
+        c.queued_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("CPU slot")),
+        "{c:?}"
+    );
+    let a = d.wait_run("three/a", 120, "training", |r| {
+        r.status == RunStatus::Running && r.step >= 3 && r.groups.iter().all(|g| g.params > 0)
+    });
+    assert!(a.pid.is_some());
+
+    // The documented fields of `status --json`.
+    let json: serde_json::Value = serde_json::from_str(&d.ok(&["status", "--json"])).unwrap();
+    let first = &json.as_array().expect("an array")[0];
+    for key in [
+        "session",
+        "name",
+        "status",
+        "step",
+        "epoch",
+        "device",
+        "last_loss",
+        "groups",
+        "message",
+        "best_val_accuracy",
+        "samples_per_sec",
+        "pid",
+        "queued_reason",
+    ] {
+        assert!(
+            first.get(key).is_some(),
+            "status --json lacks {key}: {first}"
+        );
+    }
+    assert_eq!(first["groups"][0]["name"], "stem");
+    assert_eq!(first["groups"][0]["params"], 24 * 24 * 3 * 64 + 64);
+
+    // Freeze through the CLI: applied before the worker's next step or so.
+    let out = d.ok(&["freeze", "a", "stem"]);
+    assert!(out.contains("freezing stem"), "{out}");
+    let asked_at = d.run_dir("three", "a").read_state().unwrap().step;
+    d.wait_run("three/a", 30, "stem frozen", |r| {
+        r.groups.iter().any(|g| g.name == "stem" && g.frozen)
+    });
+    let freeze = events(&d.run_dir("three", "a"), "freeze");
+    assert_eq!(freeze.len(), 1, "{freeze:?}");
+    assert_eq!(freeze[0].groups, ["stem"]);
+    assert!(
+        freeze[0].step <= asked_at + 2,
+        "asked at step {asked_at}, frozen at {}",
+        freeze[0].step
+    );
+    let logs = d.ok(&["logs", "three/a"]);
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("freeze") && l.contains("[stem]")),
+        "{logs}"
+    );
+
+    // Unknown runs and groups list what there is.
+    let err = d.fails(&["freeze", "nosuch", "stem"]);
+    assert!(err.contains("three/a, three/b, three/c"), "{err}");
+    let err = d.fails(&["freeze", "a", "layer9"]);
+    assert!(err.contains("stem, hidden, head"), "{err}");
+    let err = d.fails(&["pause", "c"]);
+    assert!(err.contains("has not started yet"), "{err}");
+
+    // Plain text when stdout is not a terminal.
+    let text = d.ok(&["status"]);
+    assert!(!text.contains('\x1b'), "{text:?}");
+    assert!(text.contains("three/a") && text.contains("stem"), "{text}");
+
+    // Pause, resume, checkpoint.
+    d.ok(&["pause", "three/b"]);
+    d.wait_run("three/b", 30, "paused", |r| r.status == RunStatus::Paused);
+    d.ok(&["checkpoint", "b"]);
+    d.ok(&["resume", "b"]);
+    d.wait_run("three/b", 30, "running again", |r| {
+        r.status == RunStatus::Running
+    });
+    let b = d.run_dir("three", "b");
+    wait_until(30, "a requested checkpoint", || {
+        events(&b, "checkpoint")
+            .iter()
+            .any(|e| e.message.contains("request"))
+    });
+
+    // Stopping a frees its slot for c.
+    d.ok(&["stop", "a"]);
+    d.wait_run("three/a", 60, "stopped", |r| r.status == RunStatus::Stopped);
+    d.wait_run("three/c", 60, "started", |r| r.status == RunStatus::Running);
+}
+
+#[test]
+fn a_killed_daemon_leaves_training_alone_and_a_new_one_adopts_the_workers() {
+    let d = Daemon::up(2);
+    d.launch("k.toml", &session("k", 500, &runs(&["a", "b"])));
+    let a = d.wait_run("k/a", 120, "training", |r| r.step >= 3);
+    let b = d.wait_run("k/b", 120, "training", |r| r.step >= 3);
+    let old = d.pid();
+    kill(old, libc::SIGKILL);
+    wait_until(10, "the daemon gone", || !alive(old));
+
+    // Training goes on without it.
+    let dir = d.run_dir("k", "a");
+    let before = dir.read_state().unwrap().step;
+    wait_until(60, "steps without a daemon", || {
+        dir.read_state().unwrap().step >= before + 3
+    });
+    assert!(alive(a.pid.unwrap()) && alive(b.pid.unwrap()));
+
+    // A new daemon replaces the stale socket and pid file and adopts both workers.
+    assert!(d.home.path().join("run/thaw.sock").exists());
+    d.ok(&["up"]);
+    assert_ne!(d.pid(), old);
+    for (name, pid) in [("k/a", a.pid), ("k/b", b.pid)] {
+        let run = d.run(name);
+        assert!(
+            matches!(run.status, RunStatus::Running | RunStatus::Checkpointing),
+            "{run:?}"
+        );
+        assert_eq!(run.pid, pid, "{name} adopted");
+    }
+    let after = dir.read_state().unwrap().step;
+    d.wait_run("k/a", 60, "steps after adoption", |r| r.step >= after + 3);
+
+    // The history goes on without a gap: every logged step from 1.
+    let snapshot = d.snapshot("k");
+    let a = snapshot.iter().find(|r| r.info.name == "a").unwrap();
+    let steps: Vec<u64> = a.history.train_loss.iter().map(|p| p.step).collect();
+    assert!(steps.len() as u64 > after as u64, "{steps:?}");
+    assert_eq!(steps, (1..=steps.len() as u64).collect::<Vec<_>>());
+
+    // After the snapshot, live updates: new metric rows go on from where it ended.
+    let client = Client::connect(&d.paths()).expect("connect");
+    let request = Request::Subscribe {
+        session: Some("k".into()),
+    };
+    let mut last_seen = 0;
+    for response in client.stream(&request).expect("subscribe") {
+        match response.expect("a frame") {
+            Response::Snapshot { run } if run.info.name == "a" => {
+                last_seen = run.history.train_loss.last().map_or(0, |p| p.step);
+            }
+            Response::Update { update } => {
+                if let Update::Metrics { run, rows, .. } = *update
+                    && run == "a"
+                {
+                    let first = rows[0].step;
+                    assert!(
+                        first <= last_seen + 1 && first > 0,
+                        "{first} after {last_seen}"
+                    );
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn after_a_reboot_runs_are_interrupted_and_resume_all_continues_them_exactly() {
+    let d = Daemon::up(2);
+    // resnet-mini: slow enough per step that a pause lands mid-run on any machine.
+    let text = session(
+        "reboot",
+        3,
+        &format!("freeze = [\"stem\"]\n{}", runs(&["a", "b"])),
+    )
+    .replace("model = \"mlp\"", "model = \"resnet-mini\"");
+    d.launch("reboot.toml", &text);
+    // Paused past a checkpoint, so that the kill lands mid-run whatever the machine's speed;
+    // pausing changes nothing in what is learnt.
+    for run in ["a", "b"] {
+        d.wait_run(&format!("reboot/{run}"), 120, "past a checkpoint", |r| {
+            r.step >= 5
+        });
+        d.ok(&["pause", run]);
+    }
+    let mut pids = Vec::new();
+    for run in ["a", "b"] {
+        let info = d.wait_run(&format!("reboot/{run}"), 60, "paused", |r| {
+            r.status == RunStatus::Paused
+        });
+        assert!(info.step < 30, "{info:?}");
+        pids.push(info.pid.unwrap());
+    }
+    let env = std::fs::read(format!("/proc/{}/environ", pids[0])).unwrap();
+    let threads: usize = env
+        .split(|&b| b == 0)
+        .find_map(|v| v.strip_prefix(b"THAW_THREADS="))
+        .map(|v| String::from_utf8_lossy(v).parse().unwrap())
+        .expect("the daemon gives workers THAW_THREADS");
+
+    // The machine goes down: every worker and the daemon die at once.
+    let daemon = d.pid();
+    for pid in pids.iter().copied().chain([daemon]) {
+        kill(pid, libc::SIGKILL);
+    }
+    wait_until(10, "all gone", || {
+        !pids.iter().chain([&daemon]).any(|&p| alive(p))
+    });
+    let checkpointed: Vec<usize> = ["a", "b"]
+        .iter()
+        .map(|run| {
+            thaw::engine::checkpoint::latest(&d.run_dir("reboot", run))
+                .expect("a checkpoint")
+                .1
+                .step
+        })
+        .collect();
+
+    d.ok(&["up"]);
+    for (run, step) in ["a", "b"].iter().zip(&checkpointed) {
+        let info = d.run(&format!("reboot/{run}"));
+        assert_eq!(info.status, RunStatus::Interrupted, "{info:?}");
+        let message = info.message.unwrap_or_default();
+        assert!(
+            message.contains(&format!("checkpoint step-{step}")),
+            "{message}"
+        );
+    }
+    let out = d.ok(&["resume", "--all"]);
+    assert!(out.contains("reboot/a from checkpoint step-"), "{out}");
+    for run in ["a", "b"] {
+        // It was paused when the machine went down, and comes back paused.
+        d.wait_run(&format!("reboot/{run}"), 120, "paused again", |r| {
+            r.status == RunStatus::Paused
+        });
+        d.ok(&["resume", run]);
+    }
+    for (run, step) in ["a", "b"].iter().zip(&checkpointed) {
+        d.wait_run(&format!("reboot/{run}"), 300, "finished", |r| {
+            r.status == RunStatus::Finished
+        });
+        let dir = d.run_dir("reboot", run);
+        let resumed = events(&dir, "resumed");
+        assert_eq!(resumed.len(), 1, "{resumed:?}");
+        assert_eq!(resumed[0].step, *step);
+        assert_eq!(resumed[0].groups, ["stem"]);
+        assert_eq!(dir.read_state().unwrap().frozen, ["stem"]);
+    }
+
+    // The same spec trained in one go, with the thread count the daemon gave.
+    let reference = d
+        .home
+        .prepare_run(&text.replace("name = \"reboot\"", "name = \"ref\""));
+    let mut child = d.home.worker(&reference[0], threads);
+    assert_eq!(wait_exit(&mut child, 300), 0);
+    let expected = train_losses(&reference[0]);
+    assert_eq!(expected.len(), 30);
+    for run in ["a", "b"] {
+        assert_eq!(
+            train_losses(&d.run_dir("reboot", run)),
+            expected,
+            "run {run}"
+        );
+    }
+}
+
+#[test]
+fn a_failing_worker_is_failed_with_its_reason_and_the_other_runs_go_on() {
+    let d = Daemon::up(3);
+    let empty = d.home.path().join("empty-data");
+    std::fs::create_dir_all(&empty).unwrap();
+    let text = session(
+        "f",
+        2,
+        &format!(
+            "[[runs]]\nname = \"empty\"\ndata = \"{}\"\n[[runs]]\nname = \"victim\"\nepochs = 500\n[[runs]]\nname = \"fine\"\n",
+            empty.display()
+        ),
+    );
+    d.launch("f.toml", &text);
+    let follow = d
+        .home
+        .thaw()
+        .args(["logs", "f/fine", "--follow"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let victim = d.wait_run("f/victim", 120, "training", |r| r.step >= 2);
+    kill(victim.pid.unwrap(), libc::SIGKILL);
+
+    let empty_run = d.wait_run("f/empty", 120, "failed", |r| r.status == RunStatus::Failed);
+    let why = empty_run.message.unwrap();
+    assert!(why.contains(&empty.display().to_string()), "{why}");
+    let victim = d.wait_run("f/victim", 60, "failed", |r| r.status == RunStatus::Failed);
+    let why = victim.message.unwrap();
+    assert!(
+        why.contains("signal 9") && why.contains("worker.log"),
+        "{why}"
+    );
+    assert_eq!(events(&d.run_dir("f", "victim"), "error").len(), 1);
+    d.wait_run("f/fine", 180, "finished", |r| {
+        r.status == RunStatus::Finished
+    });
+    // `logs --follow` printed the run's events as they came, and ended with the run.
+    let followed = follow.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&followed.stdout);
+    assert!(followed.status.success(), "{text}");
+    assert!(
+        text.lines().last().is_some_and(|l| l.contains("finished")),
+        "{text}"
+    );
+    assert!(text.contains("validation"), "{text}");
+    let logs = d.ok(&["logs", "f/empty"]);
+    assert!(logs.contains("error"), "{logs}");
+    // A failed run may be tried again from its last checkpoint.
+    let out = d.ok(&["resume", "f/victim"]);
+    assert!(out.contains("resuming"), "{out}");
+    d.wait_run("f/victim", 60, "running again", |r| {
+        r.status == RunStatus::Running
+    });
+}
+
+fn raw_connection(d: &Daemon) -> UnixStream {
+    let stream = UnixStream::connect(d.home.path().join("run/thaw.sock")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+fn refusal(stream: &mut UnixStream) -> String {
+    let welcome: Welcome = read_frame(stream).expect("an answer");
+    let why = welcome.refused.expect("refused");
+    let mut rest = Vec::new();
+    assert_eq!(stream.read_to_end(&mut rest).unwrap(), 0, "then closed");
+    why
+}
+
+#[test]
+fn garbage_oversized_frames_and_other_versions_are_refused_and_the_daemon_goes_on() {
+    let d = Daemon::up(1);
+
+    let mut s = raw_connection(&d);
+    s.write_all(&5u32.to_be_bytes()).unwrap();
+    s.write_all(b"\x00\x01xyz").unwrap();
+    let why = refusal(&mut s);
+    assert!(why.contains("not a thaw client hello"), "{why}");
+
+    // Refused from the header alone: the body is never sent.
+    let mut s = raw_connection(&d);
+    s.write_all(&(MAX_FRAME + 1).to_be_bytes()).unwrap();
+    let why = refusal(&mut s);
+    assert!(why.contains("over the limit"), "{why}");
+
+    let mut s = raw_connection(&d);
+    let hello = Hello {
+        protocol: 999,
+        ..Hello::ours()
+    };
+    write_frame(&mut s, &hello).unwrap();
+    let why = refusal(&mut s);
+    assert!(why.contains("protocol") && why.contains("999"), "{why}");
+
+    // After the handshake: garbage closes that connection only.
+    let mut s = raw_connection(&d);
+    write_frame(&mut s, &Hello::ours()).unwrap();
+    let welcome: Welcome = read_frame(&mut s).unwrap();
+    assert_eq!(welcome.refused, None);
+    s.write_all(&3u32.to_be_bytes()).unwrap();
+    s.write_all(b"{{{").unwrap();
+    let answer: Response = read_frame(&mut s).unwrap();
+    assert!(matches!(answer, Response::Error { ref message } if message.contains("malformed")));
+
+    let out = d.ok(&["status"]);
+    assert!(out.contains("no sessions"), "{out}");
+}
+
+#[test]
+fn another_user_cannot_reach_the_socket_and_is_refused_by_its_uid() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: this test needs root to run a client as another uid");
+        return;
+    }
+    let d = Daemon::up(1);
+    let home = d.home.path();
+    let chmod = |path: &Path, mode: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    chmod(home, 0o755);
+    // The binary where another user may run it (a hard link where possible).
+    let bin = home.join("thaw-bin");
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_thaw"), &bin).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_thaw"), &bin).unwrap();
+    }
+    let as_nobody = || -> Output {
+        use std::os::unix::process::CommandExt;
+        Command::new(&bin)
+            .arg("status")
+            .env("THAW_HOME", home)
+            .uid(65534)
+            .gid(65534)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = as_nobody();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("permission denied"),
+        "{err}"
+    );
+
+    // Even with the directory and socket opened up, the peer's uid is checked.
+    let (run, socket) = (home.join("run"), home.join("run/thaw.sock"));
+    chmod(&run, 0o755);
+    chmod(&socket, 0o666);
+    let out = as_nobody();
+    chmod(&socket, 0o600);
+    chmod(&run, 0o700);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("refused") && err.contains("uid 65534"),
+        "{err}"
+    );
+    d.ok(&["status"]);
+}
+
+#[test]
+fn a_bad_session_file_changes_nothing_and_an_existing_name_asks_for_replace() {
+    let d = Daemon::up(1);
+    let bad = session("bad", 1, "[[runs]]\nname = \"x\"\nepocs = 3\n");
+    let path = d.home.write("bad.toml", &bad);
+    let err = d.fails(&["launch", path.to_str().unwrap()]);
+    assert!(err.contains("bad.toml") && err.contains("epocs"), "{err}");
+    assert!(err.contains("line"), "{err}");
+    assert!(!d.home.path().join("data/sessions/bad").exists());
+    assert!(d.status().is_empty());
+
+    let good = session("once", 1, &runs(&["only"]));
+    d.launch("once.toml", &good);
+    d.wait_run("once/only", 120, "finished", |r| {
+        r.status == RunStatus::Finished
+    });
+    let path = d.home.write("once.toml", &good);
+    let err = d.fails(&["launch", path.to_str().unwrap()]);
+    assert!(err.contains("--replace"), "{err}");
+    let marker = d.run_dir("once", "only").root.join("old.txt");
+    std::fs::write(&marker, "from the first launch").unwrap();
+    let out = d.ok(&["launch", path.to_str().unwrap(), "--replace"]);
+    assert!(out.contains("launched"), "{out}");
+    assert!(!marker.exists(), "the old run directory was discarded");
+    d.wait_run("once/only", 120, "finished again", |r| {
+        r.status == RunStatus::Finished
+    });
+}
+
+#[test]
+fn up_twice_says_it_runs_and_stale_files_of_a_killed_daemon_are_replaced() {
+    let d = Daemon::up(1);
+    let pid = d.pid();
+    let out = d.ok(&["up"]);
+    assert!(
+        out.contains(&format!("already running (pid {pid})")),
+        "{out}"
+    );
+    let out = d.ok(&["up", "--foreground"]);
+    assert!(out.contains("already running"), "{out}");
+
+    kill(pid, libc::SIGKILL);
+    wait_until(10, "the daemon gone", || !alive(pid));
+    let runtime = d.home.path().join("run");
+    assert!(runtime.join("thaw.sock").exists() && runtime.join("thaw.pid").exists());
+    // A pid file naming another live process must not fool it either.
+    std::fs::write(runtime.join("thaw.pid"), "1\n").unwrap();
+    let err = d.fails(&["status"]);
+    assert!(err.contains("no thaw daemon is running"), "{err}");
+    let out = d.ok(&["up"]);
+    assert!(out.contains("started"), "{out}");
+    assert_ne!(d.pid(), pid);
+    d.ok(&["status"]);
+    let out = d.ok(&["down"]);
+    assert!(out.contains("stopped"), "{out}");
+    assert!(!runtime.join("thaw.sock").exists());
+}
+
+#[test]
+fn with_auto_resume_a_restarted_daemon_resumes_interrupted_runs_by_itself() {
+    let d = Daemon::up(1);
+    d.launch("auto.toml", &session("auto", 500, &runs(&["a"])));
+    let a = d.wait_run("auto/a", 120, "past a checkpoint", |r| r.step >= 6);
+    let (worker, daemon) = (a.pid.unwrap(), d.pid());
+    kill(worker, libc::SIGKILL);
+    kill(daemon, libc::SIGKILL);
+    wait_until(10, "both gone", || !alive(worker) && !alive(daemon));
+    d.home
+        .write("config/config.toml", "cpu_slots = 1\nauto_resume = true\n");
+    d.ok(&["up"]);
+    d.wait_run("auto/a", 60, "training again", |r| {
+        r.status == RunStatus::Running && r.pid.is_some_and(|p| p != worker)
+    });
+    let dir = d.run_dir("auto", "a");
+    wait_until(60, "resumed from its checkpoint", || {
+        events(&dir, "resumed").len() == 1
+    });
+    assert_eq!(events(&dir, "interrupted").len(), 1);
+}
