@@ -540,3 +540,61 @@ fn predict_gives_pytorchs_probabilities_for_the_same_png_files() {
     ]);
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("does not fit a resnet34"));
 }
+
+#[test]
+fn remap_and_exclude_rules_rename_and_drop_file_tensors() {
+    // A checkpoint whose names carry a prefix, as a wrapper model writes them.
+    let dir = tempfile::tempdir().unwrap();
+    let shape = ModelShape {
+        classes: 4,
+        in_channels: 3,
+        image_size: 32,
+    };
+    let source = ResNet::new(ResNetShape::MINI, shape, &Device::flex());
+    let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for_each_tensor(&source, |t| {
+        let bytes = t.values().iter().flat_map(|v| v.to_le_bytes()).collect();
+        named.push((format!("backbone.{}", t.path), t.shape.clone(), bytes));
+    });
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = named
+        .iter()
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let path = dir.path().join("prefixed.safetensors");
+    std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+    let file = WeightsFile::read(&path).unwrap();
+
+    let fresh = || ResNet::new(ResNetShape::MINI, shape, &Device::flex());
+    let groups = layer_groups(ModelKind::ResNetMini, &fresh());
+    let none = TransferRules::default();
+    assert!(
+        transfer(fresh(), &groups, &file, &none).is_err(),
+        "no name matches without a rule"
+    );
+
+    let rules = TransferRules {
+        remap: vec![(regex::Regex::new(r"^backbone\.").unwrap(), String::new())],
+        exclude: vec![regex::Regex::new(r"^backbone\.fc\.").unwrap()],
+        input_conv: Some("conv1.weight".into()),
+    };
+    let (model, report) = transfer(fresh(), &groups, &file, &rules).unwrap();
+    assert_eq!(report.tensors_transferred, report.tensors_total - 2);
+    assert_eq!(report.new, ["fc.weight", "fc.bias"]);
+    assert_eq!(report.unused, ["backbone.fc.bias", "backbone.fc.weight"]);
+    assert_eq!(report.groups.last().unwrap().summary(), "new");
+    let mut loaded = std::collections::BTreeMap::new();
+    for_each_tensor(&model, |t| {
+        loaded.insert(t.path.to_string(), t.values());
+    });
+    for_each_tensor(&source, |t| {
+        if !t.path.starts_with("fc.") {
+            assert_eq!(loaded[t.path], t.values(), "{}", t.path);
+        }
+    });
+}
