@@ -413,25 +413,35 @@ fn after_a_reboot_runs_are_interrupted_and_resume_all_continues_them_exactly() {
     // resnet-mini: slow enough per step that a pause lands mid-run on any machine.
     let text = session(
         "reboot",
-        3,
+        6,
         &format!("freeze = [\"stem\"]\n{}", runs(&["a", "b"])),
     )
     .replace("model = \"mlp\"", "model = \"resnet-mini\"");
     d.launch("reboot.toml", &text);
     // Paused past a checkpoint, so that the kill lands mid-run whatever the machine's speed;
     // pausing changes nothing in what is learnt.
-    for run in ["a", "b"] {
-        d.wait_run(&format!("reboot/{run}"), 120, "past a checkpoint", |r| {
-            r.step >= 5
-        });
-        d.ok(&["pause", run]);
+    // Each is paused as soon as it is past one, whichever gets there first.
+    let start = std::time::Instant::now();
+    let mut paused = [false, false];
+    while !paused.iter().all(|p| *p) {
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "runs did not get past a checkpoint"
+        );
+        for (i, run) in ["a", "b"].iter().enumerate() {
+            if !paused[i] && d.run(&format!("reboot/{run}")).step >= 5 {
+                d.ok(&["pause", run]);
+                paused[i] = true;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let mut pids = Vec::new();
     for run in ["a", "b"] {
         let info = d.wait_run(&format!("reboot/{run}"), 60, "paused", |r| {
             r.status == RunStatus::Paused
         });
-        assert!(info.step < 30, "{info:?}");
+        assert!(info.step < 60, "{info:?}");
         pids.push(info.pid.unwrap());
     }
     let env = std::fs::read(format!("/proc/{}/environ", pids[0])).unwrap();
@@ -497,7 +507,7 @@ fn after_a_reboot_runs_are_interrupted_and_resume_all_continues_them_exactly() {
     let mut child = d.home.worker(&reference[0], threads);
     assert_eq!(wait_exit(&mut child, 300), 0);
     let expected = train_losses(&reference[0]);
-    assert_eq!(expected.len(), 30);
+    assert_eq!(expected.len(), 60);
     for run in ["a", "b"] {
         assert_eq!(
             train_losses(&d.run_dir("reboot", run)),
@@ -622,6 +632,12 @@ fn garbage_oversized_frames_and_other_versions_are_refused_and_the_daemon_goes_o
 
 #[test]
 fn another_user_cannot_reach_the_socket_and_is_refused_by_its_uid() {
+    // A tch build finds libtorch under the builder's home, which another user cannot read:
+    // the uid checks are the same code in every build and are run by the default one.
+    if cfg!(feature = "tch") {
+        eprintln!("SKIPPED in the tch build: its binary cannot load libtorch as another user");
+        return;
+    }
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("SKIPPED: this test needs root to run a client as another uid");
