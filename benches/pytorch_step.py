@@ -7,7 +7,8 @@ top-1 count, backward, Adam update, loss read back to the host.
 "Frozen" follows thaw's `freeze_group`: conv1, bn1 and layer1..layer3 stop requiring gradients
 and their BatchNorm layers run in eval mode (running statistics used, not updated).
 
-Prints one JSON object: median step times in milliseconds and every timed step.
+Prints one JSON object: median step times in milliseconds, the median of each phase (forward
+with the loss read back, backward, Adam update) and every timed step.
 """
 
 import argparse
@@ -93,22 +94,32 @@ def step_times(args, frozen):
     gen = torch.Generator().manual_seed(1)
     images = torch.randn(args.batch, 3, args.image_size, args.image_size, generator=gen)
     labels = torch.randint(0, args.classes, (args.batch,), generator=gen)
-    times = []
+    phases = {"forward": [], "backward": [], "update": []}
     for i in range(args.warmup + args.steps):
         start = time.perf_counter()
         optim.zero_grad(set_to_none=True)
         logits = model(images)
         loss = F.cross_entropy(logits, labels)
         correct = (logits.argmax(1) == labels).sum().item()
-        loss.backward()
-        optim.step()
         value = loss.item()
-        elapsed = time.perf_counter() - start
+        forward = time.perf_counter()
+        loss.backward()
+        backward = time.perf_counter()
+        optim.step()
+        update = time.perf_counter()
         if value != value or correct < 0:
             raise SystemExit(f"non-finite loss at step {i}")
         if i >= args.warmup:
-            times.append(elapsed * 1000.0)
-    return times
+            phases["forward"].append((forward - start) * 1000.0)
+            phases["backward"].append((backward - forward) * 1000.0)
+            phases["update"].append((update - backward) * 1000.0)
+    return phases
+
+
+def summary(phases):
+    steps = [sum(p) for p in zip(*phases.values())]
+    medians = {name: statistics.median(times) for name, times in phases.items()}
+    return statistics.median(steps), medians, steps
 
 
 def main():
@@ -121,17 +132,19 @@ def main():
     parser.add_argument("--steps", type=int, default=8)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    trainable = step_times(args, frozen=False)
-    frozen = step_times(args, frozen=True)
+    trainable, trainable_phases, trainable_steps = summary(step_times(args, frozen=False))
+    frozen, frozen_phases, frozen_steps = summary(step_times(args, frozen=True))
     print(
         json.dumps(
             {
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
-                "trainable_ms": statistics.median(trainable),
-                "frozen_ms": statistics.median(frozen),
-                "trainable_steps_ms": trainable,
-                "frozen_steps_ms": frozen,
+                "trainable_ms": trainable,
+                "frozen_ms": frozen,
+                "trainable_phases_ms": trainable_phases,
+                "frozen_phases_ms": frozen_phases,
+                "trainable_steps_ms": trainable_steps,
+                "frozen_steps_ms": frozen_steps,
             }
         )
     )
