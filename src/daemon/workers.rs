@@ -116,15 +116,7 @@ pub fn spawn(run: &RunDir, threads: usize) -> Result<Child> {
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    in_own_session(&mut command);
     command.spawn().context("cannot start a worker process")
 }
 
@@ -210,6 +202,20 @@ fn signal_name(signal: i32) -> &'static str {
         libc::SIGBUS => "SIGBUS",
         libc::SIGHUP => "SIGHUP",
         _ => "a signal",
+    }
+}
+
+/// Starts `command` in a session of its own, so it outlives the daemon and the terminal
+/// (no SIGHUP, no shared process group).
+pub(crate) fn in_own_session(command: &mut Command) {
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 
