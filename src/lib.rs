@@ -11,4 +11,5 @@ pub mod series;
 pub mod session;
 pub mod signals;
 pub mod train;
+pub mod tui;
 pub mod worker;

@@ -13,12 +13,30 @@ use thaw::engine::model::ModelKind;
     about = "Fine-tune neural networks from pretrained weights, from a terminal"
 )]
 struct Cli {
+    /// Without a command: attach the dashboard, starting the daemon if none runs.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// The dashboard's theme: dark, light, high-contrast, mono or one in the config's themes/.
+    #[arg(long, global = true, value_name = "NAME")]
+    theme: Option<String>,
+    /// Draw the dashboard with ASCII only (no braille, blocks or box drawing).
+    #[arg(long, global = true)]
+    ascii: bool,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// The dashboard: every run of the daemon (or of SESSION), live; q detaches.
+    Attach {
+        /// Only this session's runs.
+        session: Option<String>,
+    },
+    /// Make the demo data, launch sessions/demo.toml (pretrained vs from scratch) and attach.
+    Demo {
+        /// Discard the demo session's runs and start them again.
+        #[arg(long)]
+        restart: bool,
+    },
     /// Run a session file's runs in the foreground, no daemon (scripts, batch jobs).
     Train {
         /// The session file (TOML).
@@ -137,7 +155,17 @@ enum DataCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let dashboard = |session: Option<String>| thaw::tui::AttachOptions {
+        session,
+        theme: cli.theme.clone(),
+        ascii: cli.ascii,
+    };
+    let Some(command) = cli.command else {
+        return exit(thaw::cli::dashboard::bare(dashboard(None)));
+    };
+    let result = match command {
+        Command::Attach { session } => thaw::cli::dashboard::attach(dashboard(session)),
+        Command::Demo { restart } => thaw::cli::dashboard::demo(dashboard(None), restart),
         Command::Worker { run_dir } => Ok(thaw::worker::main(&run_dir)),
         Command::Daemon(command) => thaw::cli::daemon::main(command),
         Command::Train { file, run, jobs } => thaw::train::main(thaw::train::TrainArgs {
@@ -200,6 +228,10 @@ fn main() -> ExitCode {
             })
             .map_err(anyhow::Error::from),
     };
+    exit(result)
+}
+
+fn exit(result: anyhow::Result<i32>) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(err) => {

@@ -10,11 +10,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::compare::Comparison;
 use crate::engine::rundir::{Event, RunStatus};
 use crate::series::Point;
 
 /// Raised whenever a message changes in a way an older peer cannot read.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The largest frame either side accepts.
 pub const MAX_FRAME: u32 = 8 << 20;
@@ -92,6 +93,12 @@ pub enum Request {
     Logs { run: String, follow: bool },
     /// Restart the workers of every interrupted run from its last checkpoint.
     ResumeAll,
+    /// A session's runs compared, as `thaw compare` does; `target` is the validation accuracy
+    /// to reach (default: 90% of the best run's best).
+    Compare {
+        session: String,
+        target: Option<f64>,
+    },
     /// Checkpoint and stop every worker, then stop the daemon.
     Shutdown,
 }
@@ -137,6 +144,11 @@ pub enum Response {
     Update { update: Box<Update> },
     /// Events of a run (`logs`).
     Events { run: String, events: Vec<Event> },
+    /// The answer to [`Request::Compare`].
+    Compare {
+        session: String,
+        comparison: Comparison,
+    },
 }
 
 impl Response {
@@ -160,6 +172,12 @@ pub struct GroupInfo {
     pub frozen: bool,
     /// Trainable parameters; 0 until the run's classes are known.
     pub params: usize,
+    /// The group's learning rate at the last logged step.
+    #[serde(default)]
+    pub lr: Option<f64>,
+    /// Parameters that came from the run's weights file; `None` when the run loaded none.
+    #[serde(default)]
+    pub pretrained: Option<usize>,
 }
 
 /// One run as `status` shows it; the `status --json` format.
@@ -172,6 +190,9 @@ pub struct RunInfo {
     pub epoch: usize,
     pub epochs: usize,
     pub total_steps: usize,
+    /// Samples per step (with `samples_per_sec`, the time left).
+    #[serde(default)]
+    pub batch_size: usize,
     pub model: String,
     pub device: String,
     pub last_loss: Option<f64>,

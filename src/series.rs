@@ -39,7 +39,7 @@ impl Point {
     }
 
     /// This point and the next one as one bucket.
-    fn merge(self, next: Point) -> Point {
+    pub fn merge(self, next: Point) -> Point {
         let count = self.count + next.count;
         Point {
             step: self.step,

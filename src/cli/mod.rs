@@ -1,6 +1,8 @@
-//! Command-line verbs that work on weights files: inspect, dry-run transfer, predict, export.
+//! Command-line verbs: the dashboard's (attach, demo, bare `thaw`), the daemon's, and those that
+//! work on weights files (inspect, dry-run transfer, predict, export).
 
 pub mod daemon;
+pub mod dashboard;
 pub mod export;
 pub mod predict;
 pub mod weights;

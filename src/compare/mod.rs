@@ -11,6 +11,7 @@ mod table;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
 
 use crate::paths::Paths;
 pub use history::{History, ValPoint};
@@ -42,12 +43,11 @@ pub fn main(paths: &Paths, args: &CompareArgs) -> Result<()> {
         PlotFormat::of(path)?;
     }
     let records = read_session(paths, args.session)?;
-    let target = args.target_accuracy.or_else(|| default_target(&records));
-    let summaries: Vec<RunSummary> = records.iter().map(|r| RunSummary::new(r, target)).collect();
+    let comparison = Comparison::of(&records, args.target_accuracy);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summaries)?);
+        println!("{}", serde_json::to_string_pretty(&comparison.runs)?);
     } else {
-        print!("{}", table::render(&summaries, target));
+        print!("{}", comparison.table());
     }
     if let Some(path) = args.plot {
         plot::write(path, args.session, &records)?;
@@ -56,6 +56,31 @@ pub fn main(paths: &Paths, args: &CompareArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A session's runs summarised against one target accuracy: what `thaw compare` prints and
+/// what the dashboard's compare view shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// The validation accuracy to reach, a fraction.
+    pub target: Option<f64>,
+    pub runs: Vec<RunSummary>,
+}
+
+impl Comparison {
+    /// The runs against `target` (default: 90% of the best run's best).
+    pub fn of(records: &[RunRecord], target: Option<f64>) -> Self {
+        let target = target.or_else(|| default_target(records));
+        Self {
+            target,
+            runs: records.iter().map(|r| RunSummary::new(r, target)).collect(),
+        }
+    }
+
+    /// The plain-text table, columns aligned.
+    pub fn table(&self) -> String {
+        table::render(&self.runs, self.target)
+    }
 }
 
 /// Every run of `session`, sorted by name; an unknown session or one without runs is an error.

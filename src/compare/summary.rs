@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::history::History;
 use super::params::{self, ParamCounts};
@@ -59,7 +59,7 @@ impl RunRecord {
 }
 
 /// One run compared: the objects of `thaw compare --json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
     pub run: String,
     pub status: Option<String>,

@@ -18,6 +18,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::engine::model::{Classifier, LayerGroup, ModelKind, ModelShape, ModelTask};
 use crate::engine::rundir::RunStatus;
+use crate::engine::weights::{GroupTransfer, TransferReport};
 use crate::paths::Paths;
 use crate::protocol::Update;
 use config::Config;
@@ -199,6 +200,9 @@ fn refresh(run: &mut Run, updates: &broadcast::Sender<Arc<Update>>, listening: b
     if run.groups.is_none() {
         run.groups = count_params(run);
     }
+    if run.transfer.is_none() {
+        run.transfer = read_transfer(run);
+    }
     let send = |update: Update| {
         let _ = updates.send(Arc::new(update));
     };
@@ -229,6 +233,14 @@ fn refresh(run: &mut Run, updates: &broadcast::Sender<Arc<Update>>, listening: b
             send(Update::Run { info });
         }
     }
+}
+
+/// How much of each group the worker loaded from the run's weights, once it has written
+/// `transfer.json` (a run from scratch never does).
+fn read_transfer(run: &Run) -> Option<Vec<GroupTransfer>> {
+    let text = std::fs::read(run.dir.root.join("transfer.json")).ok()?;
+    let report: TransferReport = serde_json::from_slice(&text).ok()?;
+    Some(report.groups)
 }
 
 /// The run's layer groups with their parameter counts, once `classes.json` says how many

@@ -11,6 +11,7 @@ use super::workers::Worker;
 use crate::engine::device::DeviceSpec;
 use crate::engine::model::LayerGroup;
 use crate::engine::rundir::{Desired, DesiredRead, RunDir, RunState, RunStatus, now};
+use crate::engine::weights::GroupTransfer;
 use crate::protocol::{GroupInfo, RunInfo, RunSnapshot};
 use crate::session::RunSpec;
 
@@ -33,6 +34,8 @@ pub struct Run {
     pub tail: RunTail,
     /// The model's groups with their parameter counts, once the run's classes are known.
     pub groups: Option<Vec<LayerGroup>>,
+    /// How much of each group came from the weights file (`transfer.json`), once written.
+    pub transfer: Option<Vec<GroupTransfer>>,
     /// What clients were last told, to send only changes.
     pub announced: Option<RunInfo>,
 }
@@ -60,6 +63,7 @@ impl Run {
             worker: None,
             queued_reason: None,
             groups: None,
+            transfer: None,
             announced: None,
         })
     }
@@ -130,6 +134,15 @@ impl Run {
             true => self.device.to_string(),
             false => self.state.device.clone(),
         };
+        let pretrained = |name: &str| {
+            let groups = self.transfer.as_ref()?;
+            Some(
+                groups
+                    .iter()
+                    .find(|g| g.name == name)
+                    .map_or(0, |g| g.pretrained),
+            )
+        };
         RunInfo {
             session: self.session.clone(),
             name: self.name.clone(),
@@ -138,13 +151,17 @@ impl Run {
             epoch: self.state.epoch,
             epochs: self.spec.epochs,
             total_steps: self.state.total_steps,
+            batch_size: self.spec.batch_size,
             model: self.spec.model.to_string(),
             device,
             last_loss: self.state.last_loss,
             groups: groups
                 .into_iter()
-                .map(|(name, params)| GroupInfo {
+                .enumerate()
+                .map(|(i, (name, params))| GroupInfo {
                     frozen: frozen.contains(&name),
+                    lr: self.tail.lrs.get(i).copied(),
+                    pretrained: pretrained(&name),
                     name,
                     params,
                 })

@@ -119,6 +119,19 @@ pub fn parse_metric(line: &str) -> Option<MetricPoint> {
     })
 }
 
+/// The per-group learning rates of a `metrics.csv` row: the columns between `accuracy` and
+/// `samples_per_sec`.
+pub fn parse_lrs(line: &str) -> Vec<f64> {
+    let fields: Vec<&str> = line.split(',').collect();
+    match fields.len() {
+        n if n > 7 => fields[5..n - 2]
+            .iter()
+            .filter_map(|f| f.parse().ok())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// A run's metrics, bounded.
 #[derive(Debug, Default)]
 pub struct RunHistory {
@@ -174,6 +187,8 @@ pub struct RunTail {
     state_stamp: Option<(i64, i64, u64, u64)>,
     pub history: RunHistory,
     pub recent_events: VecDeque<Event>,
+    /// Each group's learning rate in the last training row.
+    pub lrs: Vec<f64>,
 }
 
 /// Above this many new rows in one look, clients get the rebuilt history instead.
@@ -188,6 +203,7 @@ impl RunTail {
             state_stamp: None,
             history: RunHistory::default(),
             recent_events: VecDeque::new(),
+            lrs: Vec::new(),
         }
     }
 
@@ -199,11 +215,14 @@ impl RunTail {
     /// Reads what is new; `collect` keeps the new rows for clients.
     pub fn poll(&mut self, collect: bool) -> Changes {
         let mut changes = Changes::default();
-        let (history, rows) = (&mut self.history, &mut changes.rows);
+        let (history, rows, lrs) = (&mut self.history, &mut changes.rows, &mut self.lrs);
         let restarted = self.metrics.poll(|tailed| match tailed {
             Tailed::Restart => history.clear(),
             Tailed::Line(line) => {
                 if let Some(row) = parse_metric(line) {
+                    if row.split == "train" {
+                        *lrs = parse_lrs(line);
+                    }
                     history.add(&row);
                     if collect && rows.len() <= ROWS_PER_UPDATE {
                         rows.push(row);

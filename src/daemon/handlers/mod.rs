@@ -1,6 +1,7 @@
 //! One file per kind of request. Short requests lock the daemon, answer and unlock; streams
 //! (subscribe, logs) take the connection and keep writing to it.
 
+pub mod compare;
 pub mod control;
 pub mod launch;
 pub mod logs;
@@ -35,6 +36,10 @@ pub async fn handle(
         Request::Status => {
             let daemon = shared.lock();
             status::handle(&daemon)
+        }
+        Request::Compare { session, target } => {
+            let paths = shared.lock().paths.clone();
+            compare::handle(&paths, &session, target)
         }
         Request::ResumeAll => {
             let mut daemon = shared.lock();

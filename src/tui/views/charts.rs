@@ -1,0 +1,160 @@
+//! Charts of metric histories: a run's losses with its freeze, thaw and resume markers, its
+//! validation accuracy, and several runs overlaid.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::Style;
+use ratatui::text::Span;
+use ratatui::widgets::{Axis, Chart, Dataset, GraphType, LegendPosition, Paragraph};
+
+use super::Ctx;
+use crate::series::Point;
+use crate::tui::board::RunView;
+use crate::tui::theme::Role;
+
+/// One line of a chart.
+pub struct Line {
+    pub name: String,
+    pub style: Style,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A series' points as (step, mean).
+pub fn xy(series: &[Point]) -> Vec<(f64, f64)> {
+    series.iter().map(|p| (p.step as f64, p.mean)).collect()
+}
+
+/// A vertical marker: where a run's groups were frozen, thawed, or it resumed.
+pub struct Marker {
+    pub step: f64,
+    pub label: &'static str,
+}
+
+/// The run's freeze, thaw and resume events as markers.
+pub fn markers(run: &RunView, ctx: &Ctx) -> Vec<Marker> {
+    run.events
+        .iter()
+        .filter_map(|e| {
+            let label = match e.kind.as_str() {
+                "freeze" => ctx.symbols.frozen,
+                "unfreeze" => ctx.symbols.thaw,
+                "resumed" => ctx.symbols.resumed,
+                _ => return None,
+            };
+            Some(Marker {
+                step: e.step as f64,
+                label,
+            })
+        })
+        .collect()
+}
+
+/// Draws `lines` on shared axes with `markers` as vertical lines; `log` plots the values'
+/// base-10 logarithm (labels stay in the values' units).
+pub fn draw(
+    frame: &mut Frame,
+    area: Rect,
+    ctx: &Ctx,
+    title: String,
+    lines: Vec<Line>,
+    markers: &[Marker],
+    log: bool,
+) {
+    let block = ctx.block(title);
+    let transform = |v: f64| match log {
+        true => v.max(1e-12).log10(),
+        false => v,
+    };
+    let lines: Vec<Line> = lines
+        .into_iter()
+        .map(|l| Line {
+            points: l
+                .points
+                .into_iter()
+                .filter(|(_, y)| y.is_finite() && (!log || *y > 0.0))
+                .map(|(x, y)| (x, transform(y)))
+                .collect(),
+            ..l
+        })
+        .collect();
+    let all = lines.iter().flat_map(|l| l.points.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in all {
+        (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+    }
+    if x0 > x1 {
+        let empty = Paragraph::new(Span::styled("no points yet", ctx.style(Role::Dim)));
+        frame.render_widget(empty.block(block), area);
+        return;
+    }
+    if x1 <= x0 {
+        x1 = x0 + 1.0;
+    }
+    let pad = ((y1 - y0) * 0.05).max(1e-9);
+    let (y0, y1) = (y0 - pad, y1 + pad);
+    let marks: Vec<[(f64, f64); 2]> = markers
+        .iter()
+        .map(|m| [(m.step, y0), (m.step, y1)])
+        .collect();
+    let mut datasets: Vec<Dataset> = lines
+        .iter()
+        .map(|l| {
+            Dataset::default()
+                .name(l.name.clone())
+                .marker(ctx.symbols.chart)
+                .graph_type(GraphType::Line)
+                .style(l.style)
+                .data(&l.points)
+        })
+        .collect();
+    let mut named: Vec<&str> = Vec::new();
+    for (m, points) in markers.iter().zip(&marks) {
+        let mut dataset = Dataset::default()
+            .marker(ctx.symbols.chart)
+            .graph_type(GraphType::Line)
+            .style(ctx.style(Role::Marker))
+            .data(points);
+        // One legend entry per kind of marker.
+        if !named.contains(&m.label) {
+            named.push(m.label);
+            dataset = dataset.name(m.label);
+        }
+        datasets.push(dataset);
+    }
+    let label = |v: f64| {
+        let v = if log { 10f64.powf(v) } else { v };
+        Span::styled(number(v), ctx.style(Role::Dim))
+    };
+    let chart = Chart::new(datasets)
+        .block(block)
+        .legend_position(Some(LegendPosition::TopRight))
+        .hidden_legend_constraints((Constraint::Percentage(50), Constraint::Percentage(70)))
+        .x_axis(
+            Axis::default()
+                .bounds([x0, x1])
+                .labels([label_x(x0, ctx), label_x(x1, ctx)])
+                .style(ctx.style(Role::Border)),
+        )
+        .y_axis(
+            Axis::default()
+                .bounds([y0, y1])
+                .labels([label(y0), label((y0 + y1) / 2.0), label(y1)])
+                .style(ctx.style(Role::Border)),
+        );
+    frame.render_widget(chart, area);
+}
+
+fn label_x<'a>(x: f64, ctx: &Ctx) -> Span<'a> {
+    Span::styled(format!("{x:.0}"), ctx.style(Role::Dim))
+}
+
+/// Four significant figures at most, short.
+fn number(v: f64) -> String {
+    match v.abs() {
+        0.0 => "0".into(),
+        a if a >= 100.0 => format!("{v:.0}"),
+        a if a >= 1.0 => format!("{v:.2}"),
+        a if a >= 0.01 => format!("{v:.3}"),
+        _ => format!("{v:.1e}"),
+    }
+}

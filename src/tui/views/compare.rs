@@ -1,0 +1,83 @@
+//! Compare: the marked runs (or the selected run's session) overlaid on one chart of
+//! validation loss or accuracy, with a legend, and `thaw compare`'s table below.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::Ctx;
+use super::charts::{self, xy};
+use crate::tui::app::Metric;
+use crate::tui::theme::Role;
+
+pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
+    let app = ctx.app;
+    let runs = app.compared();
+    let table_lines: Vec<String> = app
+        .comparisons
+        .iter()
+        .flat_map(|(session, result)| match result {
+            Ok(comparison) => {
+                let mut lines = vec![format!("session {session}")];
+                lines.extend(comparison.table().lines().map(String::from));
+                lines
+            }
+            Err(message) => vec![format!("session {session}: {message}")],
+        })
+        .collect();
+    let table_height = (table_lines.len() as u16 + 2).clamp(3, area.height / 2);
+    let [chart_area, table_area] =
+        Layout::vertical([Constraint::Min(5), Constraint::Length(table_height)]).areas(area);
+
+    let one_session = runs
+        .windows(2)
+        .all(|w| w[0].info.session == w[1].info.session);
+    let lines: Vec<charts::Line> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, run)| charts::Line {
+            name: match one_session {
+                true => run.info.name.clone(),
+                false => run.full_name(),
+            },
+            style: app.theme().series(i, app.depth),
+            points: match app.metric {
+                Metric::Loss => xy(&run.val_loss),
+                Metric::Accuracy => run
+                    .val_accuracy
+                    .iter()
+                    .map(|p| (p.step as f64, 100.0 * p.mean))
+                    .collect(),
+            },
+        })
+        .collect();
+    let what = match app.metric {
+        Metric::Loss => "validation loss",
+        Metric::Accuracy => "validation accuracy %",
+    };
+    let whose = match app.marked.is_empty() {
+        true => "the selected run's session".to_string(),
+        false => format!("{} marked runs", app.marked.len()),
+    };
+    charts::draw(
+        frame,
+        chart_area,
+        ctx,
+        format!(" {what}: {whose} (a: loss/accuracy) "),
+        lines,
+        &[],
+        false,
+    );
+    let text: Vec<Line> = match table_lines.is_empty() {
+        true => vec![Line::from(Span::styled(
+            "asking the daemon…",
+            ctx.style(Role::Dim),
+        ))],
+        false => table_lines.into_iter().map(Line::from).collect(),
+    };
+    frame.render_widget(
+        Paragraph::new(text).block(ctx.block(" thaw compare ")),
+        table_area,
+    );
+}

@@ -1,0 +1,117 @@
+//! A run's layer groups (parameters, frozen or trainable, learning rate, how much came from
+//! the weights file) and its latest events; shared by the Runs view and Run detail.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
+
+use super::{Ctx, fit, short_count};
+use crate::protocol::GroupInfo;
+use crate::tui::theme::Role;
+
+/// The selected run's groups; `focused` when the cursor is on them.
+pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx, focused: bool) {
+    let app = ctx.app;
+    let Some(run) = app.run() else {
+        return;
+    };
+    let full = run.full_name();
+    let wide = area.width >= 52;
+    let rows = run.info.groups.iter().map(|g| {
+        let pending = match app.group_pending(&full, &g.name) {
+            true => ctx.symbols.pending,
+            false => " ",
+        };
+        let state = match g.frozen {
+            true => Span::styled(
+                format!("{} frozen{pending}", ctx.symbols.frozen),
+                ctx.style(Role::Frozen),
+            ),
+            false => Span::styled(
+                format!("{} trainable{pending}", ctx.symbols.trainable),
+                ctx.style(Role::Trainable),
+            ),
+        };
+        let mut cells = vec![
+            Cell::from(fit(&g.name, 10)),
+            Cell::from(format!("{:>6}", short_count(g.params))),
+            Cell::from(state),
+            Cell::from(g.lr.map_or("-".into(), |lr| format!("{lr:.1e}"))),
+        ];
+        if wide {
+            cells.push(Cell::from(origin(g)));
+        }
+        Row::new(cells)
+    });
+    let mut widths = vec![
+        Constraint::Length(10),
+        Constraint::Length(6),
+        Constraint::Length(12),
+        Constraint::Length(7),
+    ];
+    let mut header = vec!["group", "params", "state", "lr"];
+    if wide {
+        widths.push(Constraint::Min(6));
+        header.push("weights");
+    }
+    let title = format!(" {} groups ", fit(&run.info.name, 24));
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(ctx.style(Role::Dim)))
+        .block(ctx.block(title))
+        .row_highlight_style(match focused {
+            true => ctx.style(Role::Selected),
+            false => ratatui::style::Style::default(),
+        })
+        .highlight_symbol(match focused {
+            true => ctx.symbols.cursor,
+            false => " ",
+        });
+    let mut state = TableState::default().with_selected(Some(app.group));
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
+/// Where the group's weights came from: all from the file, partly, or new.
+fn origin(group: &GroupInfo) -> String {
+    match group.pretrained {
+        None => "scratch".into(),
+        Some(0) => "new".into(),
+        Some(p) if p >= group.params => "pretrained".into(),
+        Some(p) => format!(
+            "{:.0}% pretrained",
+            100.0 * p as f64 / group.params.max(1) as f64
+        ),
+    }
+}
+
+/// The selected run's latest events, newest last.
+pub fn draw_events(frame: &mut Frame, area: Rect, ctx: &Ctx) {
+    let Some(run) = ctx.app.run() else {
+        return;
+    };
+    let inner = area.height.saturating_sub(2) as usize;
+    let width = area.width.saturating_sub(2) as usize;
+    let skip = run.events.len().saturating_sub(inner);
+    let lines: Vec<Line> = run
+        .events
+        .iter()
+        .skip(skip)
+        .map(|e| {
+            let role = match e.kind.as_str() {
+                "freeze" => Role::Frozen,
+                "unfreeze" => Role::Trainable,
+                "error" | "nan" => Role::Error,
+                "warning" | "interrupted" => Role::Warning,
+                "best" | "finished" => Role::Ok,
+                _ => Role::Text,
+            };
+            let step = format!("{:>6} ", e.step);
+            let text = fit(&e.message, width.saturating_sub(step.len()));
+            Line::from(vec![
+                Span::styled(step, ctx.style(Role::Dim)),
+                Span::styled(text, ctx.style(role)),
+            ])
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines).block(ctx.block(" events ")), area);
+}
