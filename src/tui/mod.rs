@@ -89,3 +89,6 @@ fn configured_theme(paths: &Paths, messages: &mut Vec<String>) -> Option<String>
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

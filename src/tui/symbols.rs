@@ -127,7 +127,13 @@ pub fn asciify(buffer: &mut Buffer) {
             continue;
         }
         let plain = match symbol.chars().next().unwrap_or(' ') {
-            '•' | '\u{2800}'..='\u{28ff}' => "*",
+            '•' | '◆' | '\u{2800}'..='\u{28ff}' => "*",
+            '·' => ".",
+            '❄' => "F",
+            '☀' => "T",
+            '↻' => "R",
+            '▶' => ">",
+            '✗' | '×' => "x",
             '↑' => "^",
             '↓' => "v",
             '÷' => "/",

@@ -55,7 +55,7 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), title);
 
-    let [loss_area, acc_area] = match charts_area.width >= 100 {
+    let [loss_area, acc_area] = match charts_area.width >= 70 || charts_area.height < 20 {
         true => Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)])
             .areas(charts_area),
         false => Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)])

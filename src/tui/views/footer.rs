@@ -28,25 +28,35 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
         )),
         _ => Line::default(),
     };
+    // Help and detach always show: they are how a user finds the rest and leaves.
+    let bindings = keys::footer(app.place());
+    let essential = |label: &str| matches!(label, "?" | "q");
+    let cost = |b: &keys::Binding| short_label(b).chars().count() + b.short.chars().count() + 3;
+    let mut room = width.saturating_sub(1)
+        - bindings
+            .iter()
+            .filter(|b| essential(b.label))
+            .map(|b| cost(b))
+            .sum::<usize>()
+            .min(width.saturating_sub(1));
     let mut keys_line = vec![Span::raw(" ")];
-    let mut used = 1;
-    for binding in keys::footer(app.place()) {
-        let label = match binding.label {
-            "j/k ↑/↓" => "j/k",
-            other => other,
-        };
-        let len = label.chars().count() + binding.short.chars().count() + 3;
-        // Help and detach always show: they are how a user finds the rest and leaves.
-        let essential = matches!(binding.label, "?" | "q");
-        if used + len > width.saturating_sub(if essential { 0 } else { 16 }) {
-            continue;
+    for binding in bindings {
+        if !essential(binding.label) {
+            if cost(binding) > room {
+                continue;
+            }
+            room -= cost(binding);
         }
-        used += len;
-        keys_line.push(Span::styled(label, ctx.style(Role::Title)));
+        keys_line.push(Span::styled(short_label(binding), ctx.style(Role::Title)));
         keys_line.push(Span::styled(
             format!(" {}  ", binding.short),
             ctx.style(Role::Dim),
         ));
     }
     frame.render_widget(Paragraph::new(vec![notice, Line::from(keys_line)]), area);
+}
+
+/// The keys of a binding, short: `j/k` for `j/k ↑/↓`.
+fn short_label(binding: &keys::Binding) -> &'static str {
+    binding.label.split(' ').next().unwrap_or(binding.label)
 }

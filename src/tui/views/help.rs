@@ -4,7 +4,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
-use super::{Ctx, centered, popup};
+use super::{Ctx, centered, fit, popup};
 use crate::tui::app::{Confirm, Popup};
 use crate::tui::keys;
 use crate::tui::theme::Role;
@@ -13,18 +13,42 @@ pub fn draw_popup(frame: &mut Frame, area: Rect, ctx: &Ctx) {
     match &ctx.app.popup {
         None => {}
         Some(Popup::Help) => {
-            let lines: Vec<Line> = keys::help_lines()
-                .into_iter()
-                .map(|(keys, help)| {
-                    Line::from(vec![
-                        Span::styled(format!(" {keys:<20}"), ctx.style(Role::Title)),
-                        Span::styled(help, ctx.style(Role::Text)),
-                    ])
+            let entries = keys::help_lines();
+            // Two columns when one does not fit the height.
+            let columns = if entries.len() as u16 + 2 > area.height {
+                2
+            } else {
+                1
+            };
+            let width = area.width.min(if columns == 2 { 160 } else { 90 });
+            let column = (width.saturating_sub(2) / columns) as usize;
+            let rows = entries.len().div_ceil(columns as usize);
+            let lines: Vec<Line> = (0..rows)
+                .map(|row| {
+                    let spans = (0..columns as usize)
+                        .filter_map(|c| entries.get(c * rows + row))
+                        .flat_map(|(keys, help)| {
+                            let label = match columns {
+                                1 => format!(" {keys:<18}"),
+                                // Narrow: the keys alone; the help says where they apply.
+                                _ => format!(" {:<8}", keys.split(" (").next().unwrap_or(keys)),
+                            };
+                            let help = fit(help, column.saturating_sub(label.chars().count() + 1));
+                            let pad =
+                                column.saturating_sub(label.chars().count() + help.chars().count());
+                            [
+                                Span::styled(label, ctx.style(Role::Title)),
+                                Span::styled(help, ctx.style(Role::Text)),
+                                Span::raw(" ".repeat(pad)),
+                            ]
+                        })
+                        .collect::<Vec<_>>();
+                    Line::from(spans)
                 })
                 .collect();
             let height = lines.len() as u16 + 2;
             let block = ctx.block(" keys (any key closes) ");
-            popup(frame, centered(area, 90, height), block, lines);
+            popup(frame, centered(area, width, height), block, lines);
         }
         Some(Popup::Confirm(what)) => {
             let question = match what {

@@ -1,0 +1,164 @@
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::style::Color;
+
+use super::fixture;
+use crate::protocol::Response;
+use crate::tui::app::{App, Input};
+use crate::tui::theme::ColorDepth;
+
+/// The screen as text, a line per row (trailing spaces kept: the layout is the point).
+fn screen(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
+    terminal
+        .draw(|frame| crate::tui::views::draw(frame, app))
+        .expect("draws");
+    let buffer = terminal.backend().buffer();
+    (0..height)
+        .map(|y| {
+            (0..width)
+                .map(|x| buffer[(x, y)].symbol().to_string())
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn press(app: &mut App, keys: &str) {
+    for c in keys.chars() {
+        let code = match c {
+            '\t' => KeyCode::Tab,
+            '\n' => KeyCode::Enter,
+            c => KeyCode::Char(c),
+        };
+        app.handle(Input::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+    }
+}
+
+/// Both sizes of one state, as two snapshots.
+fn snapshot_both(name: &str, app: &App) {
+    insta::assert_snapshot!(format!("{name}_80x24"), screen(app, 80, 24));
+    insta::assert_snapshot!(format!("{name}_160x48"), screen(app, 160, 48));
+}
+
+#[test]
+fn runs_view() {
+    snapshot_both("runs", &fixture::app(false));
+}
+
+#[test]
+fn runs_view_with_the_groups_pane_focused_and_a_freeze_in_flight() {
+    let mut app = fixture::app(false);
+    press(&mut app, "j\tjf");
+    snapshot_both("runs_groups", &app);
+}
+
+#[test]
+fn run_detail() {
+    let mut app = fixture::app(false);
+    press(&mut app, "jjj\n");
+    snapshot_both("detail", &app);
+    press(&mut app, "l");
+    insta::assert_snapshot!("detail_log_160x48", screen(&app, 160, 48));
+}
+
+#[test]
+fn compare_view() {
+    let mut app = fixture::app(false);
+    let effects = app.handle(Input::Key(KeyEvent::new(
+        KeyCode::Char('v'),
+        KeyModifiers::NONE,
+    )));
+    let Some(crate::tui::app::Effect::Send { id, .. }) = effects.first().cloned() else {
+        panic!("v asks the daemon for the comparison: {effects:?}");
+    };
+    let comparison = fixture::comparison();
+    app.handle(Input::Reply {
+        id,
+        answer: Ok(Response::Compare {
+            session: "demo".into(),
+            comparison,
+        }),
+    });
+    snapshot_both("compare", &app);
+}
+
+#[test]
+fn help_and_confirmation_popups() {
+    let mut app = fixture::app(false);
+    press(&mut app, "?");
+    snapshot_both("help", &app);
+    press(&mut app, "x");
+    press(&mut app, "js");
+    insta::assert_snapshot!("confirm_stop_80x24", screen(&app, 80, 24));
+}
+
+#[test]
+fn a_lost_daemon_is_said_and_the_last_picture_stays() {
+    let mut app = fixture::app(false);
+    app.handle(Input::Lost("the daemon closed the connection".into()));
+    insta::assert_snapshot!("lost_80x24", screen(&app, 80, 24));
+}
+
+#[test]
+fn ascii_mode_draws_only_ascii() {
+    let mut app = fixture::app(true);
+    insta::assert_snapshot!("runs_ascii_80x24", screen(&app, 80, 24));
+    for keys in ["jjj\n", "v"] {
+        press(&mut app, keys);
+        for (w, h) in [(80, 24), (160, 48)] {
+            let text = screen(&app, w, h);
+            assert!(text.is_ascii(), "{keys:?} at {w}x{h}:\n{text}");
+        }
+    }
+}
+
+#[test]
+fn a_tiny_terminal_gets_a_message_not_a_panic() {
+    let app = fixture::app(false);
+    let text = screen(&app, 20, 5);
+    assert!(text.contains("thaw needs a"), "{text}");
+    for (w, h) in [(1, 1), (39, 7), (40, 8), (41, 9), (300, 100)] {
+        screen(&app, w, h);
+    }
+}
+
+#[test]
+fn without_colour_every_cell_is_uncoloured_and_states_still_show() {
+    let mut app = fixture::app(false);
+    app.depth = ColorDepth::None;
+    let mut terminal = Terminal::new(TestBackend::new(160, 48)).expect("test terminal");
+    terminal
+        .draw(|frame| crate::tui::views::draw(frame, &app))
+        .expect("draws");
+    let buffer = terminal.backend().buffer();
+    for cell in buffer.content() {
+        assert_eq!((cell.fg, cell.bg), (Color::Reset, Color::Reset), "{cell:?}");
+    }
+    let text = screen(&app, 160, 48);
+    for word in [
+        "running",
+        "finished",
+        "paused",
+        "queued",
+        "❄❄❄❄❄·",
+        "frozen",
+        "trainable",
+    ] {
+        assert!(text.contains(word), "{word} missing:\n{text}");
+    }
+}
+
+#[test]
+fn every_theme_draws_every_view() {
+    let mut app = fixture::app(false);
+    for _ in 0..app.themes.names().len() {
+        press(&mut app, "t");
+        for keys in ["", "\n", "v", "v"] {
+            press(&mut app, keys);
+            screen(&app, 80, 24);
+        }
+    }
+    assert_eq!(app.theme, "dark");
+}
