@@ -18,8 +18,11 @@ use crate::client::{Client, Responses};
 use crate::paths::Paths;
 use crate::protocol::{Request, Response};
 
-/// At most this many frames a second.
+/// At most this many frames a second, for what the user did (a key, a reply, a resize).
 const FRAME: Duration = Duration::from_millis(100);
+/// What training changes (steps, losses, sparklines) is drawn at most once a second: the eye
+/// gains little from more, and a slow SSH link pays for every frame.
+const DATA_FRAME: Duration = Duration::from_secs(1);
 /// How often the header's host figures are sampled.
 const HOST_EVERY: Duration = Duration::from_secs(2);
 /// How often a lost daemon is tried again.
@@ -71,17 +74,18 @@ fn event_loop(
     tx: &Sender<Input>,
     paths: &Paths,
 ) -> Result<()> {
-    let mut dirty = true;
-    let mut last_draw = Instant::now() - FRAME;
+    // How soon the screen must show what changed: FRAME, DATA_FRAME or never.
+    let mut due: Option<Duration> = Some(Duration::ZERO);
+    let mut last_draw = Instant::now() - DATA_FRAME;
     loop {
-        if dirty && last_draw.elapsed() >= FRAME {
+        if due.is_some_and(|d| last_draw.elapsed() >= d) {
             terminal.draw(|frame| super::views::draw(frame, app))?;
             last_draw = Instant::now();
-            dirty = false;
+            due = None;
         }
-        let wait = match dirty {
-            true => FRAME.saturating_sub(last_draw.elapsed()),
-            false => Duration::from_secs(3600),
+        let wait = match due {
+            Some(d) => d.saturating_sub(last_draw.elapsed()),
+            None => Duration::from_secs(3600),
         };
         let input = match rx.recv_timeout(wait) {
             Ok(input) => input,
@@ -90,9 +94,22 @@ fn event_loop(
         };
         // Everything already waiting is taken in before the next frame.
         for input in std::iter::once(input).chain(rx.try_iter()) {
-            let host_only = matches!(&input, Input::Host(stats) if *stats == app.host);
-            dirty |= !host_only;
-            for effect in app.handle(input) {
+            let mut urgency = match &input {
+                Input::Host(stats) if *stats == app.host => None,
+                Input::Host(_) | Input::Daemon(_) => Some(DATA_FRAME),
+                _ => Some(FRAME),
+            };
+            let notice = app.notice.clone();
+            let effects = app.handle(input);
+            // A worker's event that settles a request is news the user waits for.
+            if app.notice != notice {
+                urgency = Some(FRAME);
+            }
+            due = match (due, urgency) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            for effect in effects {
                 match effect {
                     Effect::Quit => return Ok(()),
                     Effect::Send { id, request } => {
