@@ -12,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::compare::Comparison;
 use crate::engine::rundir::{Event, RunStatus};
+use crate::gpu::GpuStats;
 use crate::series::Point;
 
 /// Raised whenever a message changes in a way an older peer cannot read.
@@ -207,6 +208,9 @@ pub struct RunInfo {
     pub pid: Option<u32>,
     /// What a queued or waiting run waits for.
     pub queued_reason: Option<String>,
+    /// GPU memory its worker holds, in bytes (from NVML; `None` off the GPU).
+    #[serde(default)]
+    pub gpu_memory: Option<u64>,
 }
 
 impl RunInfo {
@@ -265,17 +269,20 @@ pub enum Update {
     History { run: Box<RunSnapshot> },
     /// A session was discarded (launched again with `--replace`).
     Removed { session: String },
+    /// The GPUs' figures changed (sent only where there are GPUs).
+    Gpus { gpus: Vec<GpuStats> },
 }
 
 impl Update {
-    /// The session the update is about.
-    pub fn session(&self) -> &str {
+    /// The session the update is about; `None` for the machine's.
+    pub fn session(&self) -> Option<&str> {
         match self {
-            Self::Run { info } => &info.session,
-            Self::History { run } => &run.info.session,
+            Self::Run { info } => Some(&info.session),
+            Self::History { run } => Some(&run.info.session),
             Self::Metrics { session, .. }
             | Self::Event { session, .. }
-            | Self::Removed { session } => session,
+            | Self::Removed { session } => Some(session),
+            Self::Gpus { .. } => None,
         }
     }
 }

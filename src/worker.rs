@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::engine::device;
 use crate::engine::rundir::{
@@ -18,6 +18,8 @@ pub const EXIT_INTERRUPTED: i32 = 75;
 
 /// The environment variable through which whoever starts a worker gives it its thread budget.
 pub const THREADS_ENV: &str = "THAW_THREADS";
+/// The device the daemon placed the run on, when the session file left the choice to it.
+pub const DEVICE_ENV: &str = "THAW_DEVICE";
 
 /// Runs the run in `root`; returns the process exit status (0 done or stopped, 75
 /// interrupted, 1 failed with the reason in `events.jsonl` and `state.json`).
@@ -32,7 +34,11 @@ pub fn main(root: &Path) -> i32 {
             return 1;
         }
     };
-    match work(&run) {
+    // LibTorch reports errors such as CUDA running out of memory by panicking inside tch:
+    // caught here, they fail the run with their reason like any other error.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&run)))
+        .unwrap_or_else(|panic| Err(anyhow::anyhow!(panic_reason(panic.as_ref()))));
+    match result {
         Ok(Outcome::Finished | Outcome::Stopped) => 0,
         Ok(Outcome::Interrupted) => EXIT_INTERRUPTED,
         Err(err) => {
@@ -49,7 +55,13 @@ fn work(run: &RunDir) -> Result<Outcome> {
         anyhow::bail!("run directory {} does not exist", run.root.display());
     }
     announce(run)?;
-    let spec = RunSpec::load(&run.spec())?;
+    let mut spec = RunSpec::load(&run.spec())?;
+    // The daemon places `gpu` and `auto` runs on a GPU of its choosing.
+    if let Ok(placed) = std::env::var(DEVICE_ENV) {
+        spec.device = placed
+            .parse()
+            .with_context(|| format!("{DEVICE_ENV}={placed:?} from the daemon"))?;
+    }
     let threads = spec
         .threads
         .or_else(|| std::env::var(THREADS_ENV).ok().and_then(|t| t.parse().ok()))
@@ -106,6 +118,26 @@ fn announce(run: &RunDir) -> Result<()> {
 }
 
 /// Marks the run failed in `state.json` (keeping what it knew) and says why in `events.jsonl`.
+/// What a panic says, with CUDA running out of memory named as such.
+fn panic_reason(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message");
+    let first = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(text)
+        .trim();
+    match text.contains("out of memory") {
+        true => format!(
+            "CUDA out of memory: {first} (a smaller batch_size, or fewer runs on this GPU, needs less)"
+        ),
+        false => format!("the worker crashed: {first}"),
+    }
+}
+
 fn record_failure(run: &RunDir, reason: &str) {
     let mut state = run
         .read_state()
@@ -124,4 +156,22 @@ fn record_failure(run: &RunDir, reason: &str) {
     // The run directory may itself be what is broken; the exit status still says failed.
     let _ = run.append_event(&event);
     let _ = run.write_state(&state);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_cuda_out_of_memory_panic_is_named() {
+        let oom: Box<dyn std::any::Any + Send> = Box::new(String::from(
+            "called `Result::unwrap()` on an `Err` value: Torch(\"CUDA out of memory. Tried to allocate 2.00 GiB\")\nbacktrace",
+        ));
+        let reason = super::panic_reason(oom.as_ref());
+        assert!(reason.starts_with("CUDA out of memory: "), "{reason}");
+        assert!(reason.contains("Tried to allocate 2.00 GiB") && !reason.contains("backtrace"));
+        let other: Box<dyn std::any::Any + Send> = Box::new("index out of bounds");
+        assert_eq!(
+            super::panic_reason(other.as_ref()),
+            "the worker crashed: index out of bounds"
+        );
+    }
 }

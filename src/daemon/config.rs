@@ -1,4 +1,5 @@
-//! The daemon's settings in `<config>/config.toml`: `cpu_slots` and `auto_resume`. Other keys
+//! The daemon's settings in `<config>/config.toml`: `cpu_slots`, `runs_per_gpu` and
+//! `auto_resume`. Other keys
 //! belong to other parts of thaw (the dashboard) and are left alone.
 
 use std::path::Path;
@@ -12,6 +13,8 @@ pub struct Config {
     pub cpu_slots: usize,
     /// Restart interrupted runs when the daemon starts.
     pub auto_resume: bool,
+    /// Runs training at once on one GPU.
+    pub runs_per_gpu: usize,
 }
 
 impl Config {
@@ -20,6 +23,7 @@ impl Config {
         Self {
             cpu_slots: cores.max(1),
             auto_resume: false,
+            runs_per_gpu: 1,
         }
     }
 
@@ -39,6 +43,15 @@ impl Config {
                 Some(n) if n >= 1 => config.cpu_slots = n as usize,
                 _ => bail!(
                     "{}: `cpu_slots` must be a whole number of at least 1, not {value}",
+                    path.display()
+                ),
+            }
+        }
+        if let Some(value) = table.get("runs_per_gpu") {
+            match value.as_integer() {
+                Some(n) if n >= 1 => config.runs_per_gpu = n as usize,
+                _ => bail!(
+                    "{}: `runs_per_gpu` must be a whole number of at least 1, not {value}",
                     path.display()
                 ),
             }

@@ -13,19 +13,24 @@ pub mod up;
 pub mod workers;
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, watch};
 
 use crate::engine::model::{Classifier, LayerGroup, ModelKind, ModelShape, ModelTask};
 use crate::engine::rundir::RunStatus;
 use crate::engine::weights::{GroupTransfer, TransferReport};
+use crate::gpu::{GpuInfo, GpuInventory, GpuStats};
 use crate::paths::Paths;
 use crate::protocol::Update;
 use config::Config;
 use registry::{Registry, Run};
+use workers::Worker;
 
 /// Updates a slow subscriber may fall behind by before it gets a fresh snapshot instead.
 const UPDATE_BACKLOG: usize = 4096;
+/// How often GPU figures are sampled.
+const GPU_EVERY: Duration = Duration::from_secs(2);
 
 /// Everything the daemon knows.
 pub struct Daemon {
@@ -37,6 +42,15 @@ pub struct Daemon {
     pub updates: broadcast::Sender<Arc<Update>>,
     /// `thaw down` was asked: start nothing more.
     pub shutting_down: bool,
+    /// The GPUs runs may use, found when the daemon started.
+    pub gpus: Vec<GpuInfo>,
+    /// Why there are none, when there are none.
+    pub no_gpus: Option<String>,
+    /// Where GPU figures come from.
+    pub inventory: Box<dyn GpuInventory>,
+    /// The GPUs' figures as last sampled, and when.
+    pub gpu_stats: Vec<GpuStats>,
+    gpu_sampled: Option<Instant>,
 }
 
 /// The daemon as its tasks share it, and the switch that ends it.
@@ -89,8 +103,14 @@ pub fn utc(secs: f64) -> String {
 impl Daemon {
     /// Loads the sessions on disk, adopts the workers still alive, marks the runs whose worker
     /// is gone interrupted, and reads every run's files.
-    pub fn start(paths: Paths, config: Config, cores: usize) -> Self {
+    pub fn start(
+        paths: Paths,
+        config: Config,
+        cores: usize,
+        inventory: Box<dyn GpuInventory>,
+    ) -> Self {
         let registry = Registry::load(&paths.data.join("sessions"));
+        let gpus = inventory.gpus();
         let mut daemon = Self {
             paths,
             config,
@@ -98,6 +118,11 @@ impl Daemon {
             registry,
             updates: broadcast::channel(UPDATE_BACKLOG).0,
             shutting_down: false,
+            gpus,
+            no_gpus: None,
+            inventory,
+            gpu_stats: Vec::new(),
+            gpu_sampled: None,
         };
         for run in daemon.registry.runs_mut() {
             adopt(run);
@@ -121,15 +146,42 @@ impl Daemon {
         for run in self.registry.runs_mut() {
             reap(run);
         }
+        let capacity = scheduler::Capacity {
+            cpu_slots: self.config.cpu_slots,
+            cores: self.cores,
+            gpus: &self.gpus,
+            runs_per_gpu: self.config.runs_per_gpu,
+        };
         if !self.shutting_down
-            && let Err(e) =
-                scheduler::schedule(&mut self.registry, self.config.cpu_slots, self.cores)
+            && let Err(e) = scheduler::schedule(&mut self.registry, &capacity, &mut workers::spawn)
         {
             log(&format!("scheduling: {e:#}"));
         }
         let listening = self.updates.receiver_count() > 0;
+        self.sample_gpus();
         for run in self.registry.runs_mut() {
             refresh(run, &self.updates, listening);
+        }
+    }
+
+    /// GPU figures every [`GPU_EVERY`], sent on when they change; each run's GPU memory from
+    /// its worker's pid.
+    fn sample_gpus(&mut self) {
+        if self.gpus.is_empty() || self.gpu_sampled.is_some_and(|t| t.elapsed() < GPU_EVERY) {
+            return;
+        }
+        self.gpu_sampled = Some(Instant::now());
+        let stats = self.inventory.stats();
+        for run in self.registry.runs_mut() {
+            let pid = run.worker.as_ref().map(Worker::pid);
+            run.gpu_memory = pid.and_then(|pid| {
+                let held = stats.iter().flat_map(|g| &g.processes).filter(|(p, _)| *p == pid);
+                held.map(|(_, bytes)| *bytes).reduce(|a, b| a + b)
+            });
+        }
+        if stats != self.gpu_stats {
+            self.gpu_stats = stats.clone();
+            self.announce(Update::Gpus { gpus: stats });
         }
     }
 
@@ -159,6 +211,11 @@ fn adopt(run: &mut Run) {
                 worker.pid()
             ));
             run.worker = Some(worker);
+            run.gpu = run
+                .state
+                .device
+                .strip_prefix("tch:cuda:")
+                .and_then(|n| n.parse().ok());
         }
         None => {
             let why = format!(

@@ -22,8 +22,12 @@ pub struct Run {
     pub name: String,
     pub dir: RunDir,
     pub spec: RunSpec,
-    /// The device `auto` stands for here, resolved once.
+    /// The session file's device; the scheduler places `auto` and `gpu`.
     pub device: DeviceSpec,
+    /// The CUDA GPU its worker trains on.
+    pub gpu: Option<usize>,
+    /// GPU memory its worker holds, in bytes, as last sampled.
+    pub gpu_memory: Option<u64>,
     /// `state.json` as last read, or as the daemon last wrote it.
     pub state: RunState,
     /// `desired.json` as the daemon last wrote it.
@@ -54,7 +58,9 @@ impl Run {
         Ok(Self {
             session: session.to_string(),
             name: spec.name.clone(),
-            device: spec.device.resolve(),
+            device: spec.device,
+            gpu: None,
+            gpu_memory: None,
             tail: RunTail::new(&dir),
             dir,
             spec,
@@ -173,6 +179,7 @@ impl Run {
             lr_multiplier: self.desired.lr_multiplier,
             pid: self.worker.as_ref().map(Worker::pid),
             queued_reason: self.queued_reason.clone(),
+            gpu_memory: self.gpu_memory,
         }
     }
 

@@ -129,7 +129,23 @@ async fn serve(paths: Paths, config: Config, cores: usize) -> Result<()> {
     ));
     let socket = socket_path(&paths);
     let pid_file = pid_path(&paths);
-    let daemon = Daemon::start(paths, config, cores);
+    let nvml = crate::gpu::Nvml::load();
+    let no_gpus = nvml.why_none();
+    let mut daemon = Daemon::start(paths, config, cores, Box::new(nvml));
+    match &no_gpus {
+        Some(why) => log(&format!("no GPUs: {why}")),
+        None => {
+            for gpu in &daemon.gpus {
+                log(&format!(
+                    "GPU {}: {} ({:.0} GiB)",
+                    gpu.index,
+                    gpu.name,
+                    gpu.memory_total as f64 / (1u64 << 30) as f64
+                ));
+            }
+        }
+    }
+    daemon.no_gpus = no_gpus;
     let listener = server::bind(&socket)?;
     write_atomic(&pid_file, format!("{}\n", std::process::id()).as_bytes())?;
     let shared = Shared::new(daemon);

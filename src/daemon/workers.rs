@@ -8,8 +8,9 @@ use std::process::{Child, Command, Stdio};
 use anyhow::{Context, Result};
 
 use super::registry::Run;
+use crate::engine::device::DeviceSpec;
 use crate::engine::rundir::{Event, RunDir, RunState, RunStatus, hostname, now};
-use crate::worker::{EXIT_INTERRUPTED, THREADS_ENV};
+use crate::worker::{DEVICE_ENV, EXIT_INTERRUPTED, THREADS_ENV};
 
 /// A worker the daemon watches.
 #[derive(Debug)]
@@ -100,7 +101,7 @@ pub fn adoptable(state: &RunState) -> Option<Worker> {
 
 /// Starts `thaw worker RUN_DIR` in its own session with `threads` CPU threads, its output
 /// appended to `RUN_DIR/worker.log`.
-pub fn spawn(run: &RunDir, threads: usize) -> Result<Child> {
+pub fn spawn(run: &RunDir, threads: usize, device: Option<DeviceSpec>) -> Result<Child> {
     let exe = std::env::current_exe().context("cannot find the thaw executable")?;
     let log_path = run.root.join("worker.log");
     let log = std::fs::OpenOptions::new()
@@ -113,9 +114,13 @@ pub fn spawn(run: &RunDir, threads: usize) -> Result<Child> {
         .arg("worker")
         .arg(&run.root)
         .env(THREADS_ENV, threads.to_string())
+        .env_remove(DEVICE_ENV)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
+    if let Some(device) = device {
+        command.env(DEVICE_ENV, device.to_string());
+    }
     in_own_session(&mut command);
     command.spawn().context("cannot start a worker process")
 }

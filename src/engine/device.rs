@@ -1,4 +1,5 @@
-//! Device strings (`flex`, `tch:cpu`, `tch:cuda:N`, `vulkan:N`, `auto`) and the burn devices they name.
+//! Device strings (`flex`, `tch:cpu`, `tch:cuda:N`, `gpu`, `vulkan:N`, `auto`) and the burn
+//! devices they name.
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,6 +17,8 @@ pub enum DeviceSpec {
     TchCuda(usize),
     /// A Vulkan GPU through wgpu (feature `vulkan`).
     Vulkan(usize),
+    /// Any free CUDA GPU, chosen by the daemon (`tch:cuda:0` outside it).
+    Gpu,
     /// A GPU backend that is compiled in and finds a GPU, else flex.
     Auto,
 }
@@ -23,7 +26,7 @@ pub enum DeviceSpec {
 /// Why a device string cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DeviceError {
-    #[error("unknown device {0:?}: expected one of flex, tch:cpu, tch:cuda:N, vulkan:N, auto")]
+    #[error("unknown device {0:?}: expected one of flex, tch:cpu, tch:cuda:N, gpu, vulkan:N, auto")]
     Unknown(String),
     #[error(
         "device {device} needs thaw built with the `{feature}` feature (cargo build --features {feature})"
@@ -45,6 +48,7 @@ impl FromStr for DeviceSpec {
         match s.trim() {
             "flex" | "cpu" => Ok(Self::Flex),
             "auto" => Ok(Self::Auto),
+            "gpu" => Ok(Self::Gpu),
             "tch:cpu" => Ok(Self::TchCpu),
             other => {
                 if let Some(n) = other.strip_prefix("tch:cuda:") {
@@ -70,6 +74,7 @@ impl fmt::Display for DeviceSpec {
             Self::TchCpu => write!(f, "tch:cpu"),
             Self::TchCuda(n) => write!(f, "tch:cuda:{n}"),
             Self::Vulkan(n) => write!(f, "vulkan:{n}"),
+            Self::Gpu => write!(f, "gpu"),
             Self::Auto => write!(f, "auto"),
         }
     }
@@ -79,7 +84,7 @@ impl DeviceSpec {
     /// The feature a device needs, if it is not always compiled in.
     fn feature(self) -> Option<&'static str> {
         match self {
-            Self::TchCpu | Self::TchCuda(_) => Some("tch"),
+            Self::TchCpu | Self::TchCuda(_) | Self::Gpu => Some("tch"),
             Self::Vulkan(_) => Some("vulkan"),
             Self::Flex | Self::Auto => None,
         }
@@ -87,7 +92,7 @@ impl DeviceSpec {
 
     fn compiled_in(self) -> bool {
         match self {
-            Self::TchCpu | Self::TchCuda(_) => cfg!(feature = "tch"),
+            Self::TchCpu | Self::TchCuda(_) | Self::Gpu => cfg!(feature = "tch"),
             Self::Vulkan(_) => cfg!(feature = "vulkan"),
             Self::Flex | Self::Auto => true,
         }
@@ -104,13 +109,20 @@ impl DeviceSpec {
         }
     }
 
-    /// The concrete device `auto` stands for on this build and machine; others are themselves.
+    /// The concrete device `auto` (and `gpu`) stands for in a process of its own, on this build
+    /// and machine; others are themselves. The daemon places `gpu` and `auto` runs itself.
     pub fn resolve(self) -> Self {
         match self {
             Self::Auto if cuda_available() => Self::TchCuda(0),
             Self::Auto => Self::Flex,
+            Self::Gpu => Self::TchCuda(0),
             other => other,
         }
+    }
+
+    /// Whether the device is a CUDA GPU (a given one or any).
+    pub fn is_cuda(self) -> bool {
+        matches!(self, Self::TchCuda(_) | Self::Gpu)
     }
 
     /// Whether the device is a CPU (whose threads thaw budgets).
@@ -202,7 +214,8 @@ mod tests {
         assert_eq!("tch:cuda:1".parse(), Ok(DeviceSpec::TchCuda(1)));
         assert_eq!("vulkan:0".parse(), Ok(DeviceSpec::Vulkan(0)));
         assert_eq!("auto".parse(), Ok(DeviceSpec::Auto));
-        for s in ["flex", "tch:cpu", "tch:cuda:3", "vulkan:2", "auto"] {
+        assert_eq!("gpu".parse(), Ok(DeviceSpec::Gpu));
+        for s in ["flex", "tch:cpu", "tch:cuda:3", "gpu", "vulkan:2", "auto"] {
             assert_eq!(
                 s.parse::<DeviceSpec>().map(|d| d.to_string()),
                 Ok(s.to_string())
@@ -215,7 +228,7 @@ mod tests {
         for bad in ["gpu0", "tch:cuda:x", "vulkan:-1", ""] {
             let err = bad.parse::<DeviceSpec>().unwrap_err().to_string();
             assert!(
-                err.contains("flex, tch:cpu, tch:cuda:N, vulkan:N, auto"),
+                err.contains("flex, tch:cpu, tch:cuda:N, gpu, vulkan:N, auto"),
                 "{err}"
             );
         }
@@ -230,7 +243,7 @@ mod tests {
     #[cfg(not(feature = "tch"))]
     #[test]
     fn tch_devices_name_the_missing_feature() {
-        for d in [DeviceSpec::TchCpu, DeviceSpec::TchCuda(0)] {
+        for d in [DeviceSpec::TchCpu, DeviceSpec::TchCuda(0), DeviceSpec::Gpu] {
             let err = d.to_device().unwrap_err().to_string();
             assert!(err.contains("--features tch"), "{err}");
         }

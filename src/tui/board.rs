@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 
 use crate::engine::rundir::Event;
+use crate::gpu::GpuStats;
 use crate::protocol::{MetricPoint, Response, RunInfo, RunSnapshot, Update};
 use crate::series::Point;
 
@@ -85,6 +86,8 @@ pub struct Board {
     pub runs: Vec<RunView>,
     /// The first snapshot since connecting has arrived completely.
     pub ready: bool,
+    /// The daemon's GPUs and their figures (empty without GPUs).
+    pub gpus: Vec<GpuStats>,
     /// Runs of a snapshot being received, replacing `runs` once complete.
     incoming: Option<Vec<RunView>>,
 }
@@ -178,6 +181,10 @@ impl Board {
             }
             Update::Removed { session } => {
                 self.runs.retain(|r| r.info.session != session);
+                Change::Redraw
+            }
+            Update::Gpus { gpus } => {
+                self.gpus = gpus;
                 Change::Redraw
             }
         }

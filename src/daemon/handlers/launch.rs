@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::daemon::registry::{Run, Session};
+use crate::daemon::scheduler::{self, Placement};
 use crate::daemon::{Daemon, Shared, log};
 use crate::engine::rundir::RunStatus;
 use crate::protocol::{Response, Update};
@@ -81,8 +82,31 @@ fn may_launch(daemon: &Daemon, name: &str, replace: bool) -> Result<(), String> 
     }
 }
 
+/// Every GPU the session's runs name is there, before anything is written.
+fn gpus_there(daemon: &Daemon, spec: &SessionSpec) -> Result<(), String> {
+    for run in &spec.runs {
+        let missing = match scheduler::placement(run.device, &daemon.gpus) {
+            Placement::Cuda(Some(n)) if n >= daemon.gpus.len() => n,
+            Placement::Cuda(None) if daemon.gpus.is_empty() => 0,
+            _ => continue,
+        };
+        let why = daemon
+            .no_gpus
+            .as_ref()
+            .map_or(String::new(), |why| format!(" ({why})"));
+        return Err(format!(
+            "run {}: device = \"{}\": {}{why}",
+            run.name,
+            run.device,
+            scheduler::no_such_gpu(missing, &daemon.gpus)
+        ));
+    }
+    Ok(())
+}
+
 fn launch(daemon: &mut Daemon, spec: &SessionSpec, replace: bool) -> anyhow::Result<String> {
     may_launch(daemon, &spec.name, replace).map_err(anyhow::Error::msg)?;
+    gpus_there(daemon, spec).map_err(anyhow::Error::msg)?;
     let dir = daemon.paths.session(&spec.name);
     if dir.exists() {
         std::fs::remove_dir_all(&dir)?;

@@ -32,14 +32,22 @@ pub async fn stream(
                     known.join(", ")
                 ))
             }
-            _ => Ok((runs(&daemon, &wanted), daemon.updates.subscribe())),
+            _ => Ok((
+                runs(&daemon, &wanted),
+                daemon.gpu_stats.clone(),
+                daemon.updates.subscribe(),
+            )),
         }
     };
-    let (snapshot, mut updates) = match found {
+    let (snapshot, gpus, mut updates) = match found {
         Ok(found) => found,
         Err(message) => return write_frame_async(stream, &Response::error(message)).await,
     };
     send_snapshot(stream, snapshot).await?;
+    if !gpus.is_empty() {
+        let update = Box::new(Update::Gpus { gpus });
+        write_frame_async(stream, &Response::Update { update }).await?;
+    }
     let (mut reader, mut writer) = stream.split();
     let mut byte = [0u8; 1];
     loop {
@@ -49,7 +57,7 @@ pub async fn stream(
             _ = reader.read(&mut byte) => return Ok(()),
         };
         match update {
-            Ok(update) if wanted(update.session()) => {
+            Ok(update) if update.session().is_none_or(wanted) => {
                 let response = Response::Update {
                     update: Box::new(Update::clone(&update)),
                 };

@@ -3,6 +3,7 @@
 
 use crate::compare::{Comparison, RunSummary};
 use crate::engine::rundir::{Event, RunStatus};
+use crate::gpu::GpuStats;
 use crate::protocol::{GroupInfo, History, Response, RunInfo, RunSnapshot, Update};
 use crate::series::Point;
 use crate::tui::app::{App, HostStats, Input};
@@ -55,6 +56,7 @@ fn info(name: &str, status: RunStatus, step: usize, frozen: &[&str], pretrained:
         lr_multiplier: 1.0,
         pid: (status == RunStatus::Running).then_some(1234),
         queued_reason: None,
+        gpu_memory: None,
     }
 }
 
@@ -259,4 +261,23 @@ pub fn app(ascii: bool) -> App {
         app.handle(Input::Daemon(response));
     }
     app
+}
+
+/// Two GPUs as the daemon reports them, the first busy with `scratch`.
+pub fn gpus() -> Response {
+    let gpu = |index: usize, utilization: u32, used: u64, processes: Vec<(u32, u64)>| GpuStats {
+        index,
+        name: "NVIDIA H100 80GB HBM3".into(),
+        utilization: Some(utilization),
+        memory_used: Some(used << 30),
+        memory_total: 80 << 30,
+        temperature: Some(40 + utilization / 4),
+        power: Some(70.0 + 6.0 * f64::from(utilization)),
+        processes,
+    };
+    Response::Update {
+        update: Box::new(Update::Gpus {
+            gpus: vec![gpu(0, 87, 31, vec![(1234, 31 << 30)]), gpu(1, 0, 1, vec![])],
+        }),
+    }
 }

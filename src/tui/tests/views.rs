@@ -162,3 +162,13 @@ fn every_theme_draws_every_view() {
     }
     assert_eq!(app.theme, "dark");
 }
+
+#[test]
+fn the_header_shows_each_gpu_and_detail_a_run_s_gpu_memory() {
+    let mut app = fixture::app(false);
+    app.handle(Input::Daemon(fixture::gpus()));
+    let wide = screen(&app, 160, 48);
+    let header = wide.lines().next().unwrap_or_default();
+    assert!(header.contains("GPU0 87% 31/80G 61°C 592W · GPU1 0% 1/80G 40°C 70W"), "{header}");
+    insta::assert_snapshot!("gpus_80x24", screen(&app, 80, 24));
+}

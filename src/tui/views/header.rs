@@ -34,6 +34,12 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
     if let Some(up) = host.daemon_uptime {
         parts.push(format!("up {}", minutes(up)));
     }
+    // GPUs go last when the line is cut (first their temperature and power): they are what a
+    // GPU user watches.
+    let at = parts.len().min(2);
+    let gpus: Vec<String> = app.board.gpus.iter().map(|g| gpu(g, true)).collect();
+    let short: Vec<String> = app.board.gpus.iter().map(|g| gpu(g, false)).collect();
+    let mut parts = [&parts[..at], &gpus[..], &parts[at..]].concat();
     let link = match &app.link {
         Link::Connecting => Span::styled("connecting…", ctx.style(Role::Pending)),
         Link::Up { pid } => Span::styled(format!("daemon {pid}"), ctx.style(Role::Dim)),
@@ -44,7 +50,14 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
     };
     let width = area.width as usize;
     let room = width.saturating_sub(" thaw ".len() + link.content.chars().count() + 1);
-    while parts.len() > 1 && parts.join(" · ").chars().count() > room {
+    let fits = |parts: &[String]| parts.join(" · ").chars().count() <= room;
+    if !fits(&parts) {
+        parts.splice(at..at + short.len(), short);
+    }
+    while parts.len() > at + app.board.gpus.len() && !fits(&parts) {
+        parts.pop();
+    }
+    while parts.len() > 1 && !fits(&parts) {
         parts.pop();
     }
     let text = fit(&parts.join(" · "), room);
@@ -67,4 +80,26 @@ fn minutes(seconds: u64) -> String {
         m if m < 24 * 60 => format!("{}h{:02}m", m / 60, m % 60),
         m => format!("{}d{:02}h", m / (24 * 60), m % (24 * 60) / 60),
     }
+}
+
+/// `GPU0 87% 31/80G 64°C 250W` (`full`) or `GPU0 87% 31/80G`: what one GPU does now.
+fn gpu(stats: &crate::gpu::GpuStats, full: bool) -> String {
+    let gib = |bytes: u64| bytes as f64 / (1u64 << 30) as f64;
+    let mut text = format!("GPU{}", stats.index);
+    if let Some(u) = stats.utilization {
+        text.push_str(&format!(" {u}%"));
+    }
+    if let Some(used) = stats.memory_used {
+        text.push_str(&format!(" {:.0}/{:.0}G", gib(used), gib(stats.memory_total)));
+    }
+    if !full {
+        return text;
+    }
+    if let Some(t) = stats.temperature {
+        text.push_str(&format!(" {t}°C"));
+    }
+    if let Some(w) = stats.power {
+        text.push_str(&format!(" {w:.0}W"));
+    }
+    text
 }

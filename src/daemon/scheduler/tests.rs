@@ -1,0 +1,320 @@
+//! The scheduler against a fixed GPU inventory, with stand-in worker processes.
+
+use super::*;
+use crate::daemon::registry::Session;
+use crate::paths::Paths;
+use crate::session::{SessionSpec, store};
+
+fn registry(dir: &std::path::Path) -> Registry {
+    session(
+        dir,
+        r#"
+name = "s"
+[defaults]
+model = "mlp"
+device = "flex"
+[[runs]]
+name = "pre"
+[[runs]]
+name = "ft"
+weights = "run:pre/best"
+"#,
+    )
+}
+
+fn session(dir: &std::path::Path, text: &str) -> Registry {
+    let spec = SessionSpec::parse(text, &dir.join("s.toml")).unwrap();
+    let paths = Paths {
+        data: dir.join("data"),
+        config: dir.join("config"),
+        runtime: dir.join("run"),
+    };
+    let runs = store::prepare(&paths, &spec)
+        .unwrap()
+        .into_iter()
+        .map(|d| Run::open("s", d).unwrap())
+        .collect();
+    Registry {
+        sessions: vec![Session {
+            name: "s".into(),
+            runs,
+        }],
+    }
+}
+
+#[test]
+fn a_run_waits_for_the_weights_it_starts_from_and_fails_without_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = registry(dir.path());
+    // No CPU slot: nothing is started, the ready run says what it waits for.
+    schedule(&mut registry, &cpu_only(0), &mut no_spawn).unwrap();
+    let runs = &registry.sessions[0].runs;
+    assert_eq!(runs[0].state.status, RunStatus::Queued);
+    assert_eq!(
+        runs[0].queued_reason.as_deref(),
+        Some("waiting for a CPU slot (0 of 0 in use)")
+    );
+    assert_eq!(runs[1].state.status, RunStatus::Waiting);
+    assert!(
+        runs[1]
+            .queued_reason
+            .as_deref()
+            .unwrap()
+            .contains("run pre")
+    );
+    assert_eq!(runs[1].dir.read_state().unwrap().status, RunStatus::Waiting);
+
+    registry.sessions[0].runs[0]
+        .set_status(RunStatus::Failed, None)
+        .unwrap();
+    schedule(&mut registry, &cpu_only(0), &mut no_spawn).unwrap();
+    let ft = &registry.sessions[0].runs[1];
+    assert_eq!(ft.state.status, RunStatus::Failed);
+    assert!(
+        ft.state
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("pre ended failed")
+    );
+}
+
+const NO_GPUS: &[GpuInfo] = &[];
+
+fn cpu_only(cpu_slots: usize) -> Capacity<'static> {
+    Capacity {
+        cpu_slots,
+        cores: 2,
+        gpus: NO_GPUS,
+        runs_per_gpu: 1,
+    }
+}
+
+fn no_spawn(_: &RunDir, _: usize, _: Option<DeviceSpec>) -> Result<Child> {
+    anyhow::bail!("no worker in this test")
+}
+
+fn gpus(n: usize) -> Vec<GpuInfo> {
+    (0..n)
+        .map(|index| GpuInfo {
+            index,
+            name: "Test GPU".into(),
+            uuid: format!("GPU-{index}"),
+            memory_total: 80 << 30,
+        })
+        .collect()
+}
+
+/// Three runs that leave the GPU to the daemon.
+fn gpu_runs(dir: &std::path::Path, devices: [DeviceSpec; 3]) -> Registry {
+    let mut registry = session(
+        dir,
+        r#"
+name = "g"
+[defaults]
+model = "mlp"
+device = "flex"
+[[runs]]
+name = "a"
+[[runs]]
+name = "b"
+[[runs]]
+name = "c"
+"#,
+    );
+    // Session files may name GPUs only where LibTorch is built in; the scheduler does not care.
+    for (run, device) in registry.sessions[0].runs.iter_mut().zip(devices) {
+        run.device = device;
+    }
+    registry
+}
+
+/// Starts `sleep` in place of a worker and records the device it was given.
+struct StandIns(Vec<(String, Option<DeviceSpec>)>);
+
+impl StandIns {
+    fn spawn(&mut self, dir: &RunDir, _: usize, device: Option<DeviceSpec>) -> Result<Child> {
+        let name = dir.root.file_name().unwrap().to_string_lossy().to_string();
+        self.0.push((name, device));
+        Ok(std::process::Command::new("sleep").arg("60").spawn()?)
+    }
+}
+
+fn status(registry: &Registry) -> Vec<(String, RunStatus, Option<usize>)> {
+    registry
+        .runs()
+        .map(|r| (r.name.clone(), r.state.status, r.gpu))
+        .collect()
+}
+
+/// Kills a run's stand-in and reaps it as the daemon does: the run fails.
+fn kill(run: &mut Run) {
+    let mut worker = run.worker.take().expect("a worker");
+    worker.signal(libc::SIGKILL);
+    let exit = loop {
+        if let Some(exit) = worker.poll() {
+            break exit;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    super::super::workers::settle(run, worker.pid(), exit).unwrap();
+}
+
+fn stop_all(registry: &mut Registry) {
+    for run in registry.runs_mut() {
+        if let Some(worker) = run.worker.take() {
+            worker.signal(libc::SIGKILL);
+        }
+    }
+}
+
+#[test]
+fn two_gpus_three_runs_one_queued_until_a_failed_run_frees_its_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = gpu_runs(dir.path(), [DeviceSpec::Gpu; 3]);
+    let gpus = gpus(2);
+    let capacity = Capacity {
+        gpus: &gpus,
+        ..cpu_only(2)
+    };
+    let mut standins = StandIns(Vec::new());
+    schedule(&mut registry, &capacity, &mut |d, t, g| {
+        standins.spawn(d, t, g)
+    })
+    .unwrap();
+    assert_eq!(
+        status(&registry),
+        [
+            ("a".into(), RunStatus::Running, Some(0)),
+            ("b".into(), RunStatus::Running, Some(1)),
+            ("c".into(), RunStatus::Queued, None),
+        ]
+    );
+    let c = &registry.sessions[0].runs[2];
+    assert_eq!(
+        c.queued_reason.as_deref(),
+        Some("waiting for a free GPU (all 2 have 1 run(s))")
+    );
+    assert_eq!(registry.sessions[0].runs[1].state.device, "tch:cuda:1");
+
+    // a dies (a CUDA out-of-memory, say): it is failed and c gets its GPU.
+    kill(&mut registry.sessions[0].runs[0]);
+    schedule(&mut registry, &capacity, &mut |d, t, g| {
+        standins.spawn(d, t, g)
+    })
+    .unwrap();
+    assert_eq!(registry.sessions[0].runs[0].state.status, RunStatus::Failed);
+    assert_eq!(
+        status(&registry)[2],
+        ("c".into(), RunStatus::Running, Some(0))
+    );
+    assert_eq!(
+        standins.0,
+        [
+            ("a".into(), Some(DeviceSpec::TchCuda(0))),
+            ("b".into(), Some(DeviceSpec::TchCuda(1))),
+            ("c".into(), Some(DeviceSpec::TchCuda(0))),
+        ]
+    );
+    stop_all(&mut registry);
+}
+
+#[test]
+fn a_given_gpu_waits_for_that_gpu_and_runs_per_gpu_shares_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = gpu_runs(
+        dir.path(),
+        [
+            DeviceSpec::TchCuda(1),
+            DeviceSpec::TchCuda(1),
+            DeviceSpec::Gpu,
+        ],
+    );
+    let gpus = gpus(2);
+    let capacity = Capacity {
+        gpus: &gpus,
+        ..cpu_only(2)
+    };
+    let mut standins = StandIns(Vec::new());
+    schedule(&mut registry, &capacity, &mut |d, t, g| {
+        standins.spawn(d, t, g)
+    })
+    .unwrap();
+    assert_eq!(
+        status(&registry),
+        [
+            ("a".into(), RunStatus::Running, Some(1)),
+            ("b".into(), RunStatus::Queued, None),
+            ("c".into(), RunStatus::Running, Some(0)),
+        ]
+    );
+    let b = &registry.sessions[0].runs[1];
+    assert_eq!(
+        b.queued_reason.as_deref(),
+        Some("waiting for GPU 1 (used by s/a)")
+    );
+    stop_all(&mut registry);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = gpu_runs(dir.path(), [DeviceSpec::Gpu; 3]);
+    let shared = Capacity {
+        gpus: &gpus,
+        runs_per_gpu: 2,
+        ..cpu_only(2)
+    };
+    schedule(&mut registry, &shared, &mut |d, t, g| {
+        standins.spawn(d, t, g)
+    })
+    .unwrap();
+    let placed: Vec<Option<usize>> = registry.runs().map(|r| r.gpu).collect();
+    assert_eq!(placed, [Some(0), Some(1), Some(0)]);
+    stop_all(&mut registry);
+}
+
+#[test]
+fn gpus_that_are_not_there_fail_the_run_with_what_there_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = gpu_runs(
+        dir.path(),
+        [DeviceSpec::TchCuda(5), DeviceSpec::Gpu, DeviceSpec::Auto],
+    );
+    let two = gpus(2);
+    let capacity = Capacity {
+        gpus: &two,
+        ..cpu_only(0)
+    };
+    schedule(&mut registry, &capacity, &mut no_spawn).unwrap();
+    let a = &registry.sessions[0].runs[0];
+    assert_eq!(a.state.status, RunStatus::Failed);
+    assert_eq!(
+        a.state.message.as_deref(),
+        Some("there is no GPU 5: the daemon sees 2 (tch:cuda:0 to tch:cuda:1)")
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = gpu_runs(
+        dir.path(),
+        [DeviceSpec::Gpu, DeviceSpec::Auto, DeviceSpec::Flex],
+    );
+    schedule(&mut registry, &cpu_only(0), &mut no_spawn).unwrap();
+    let runs = &registry.sessions[0].runs;
+    assert_eq!(runs[0].state.status, RunStatus::Failed);
+    assert!(
+        runs[0]
+            .state
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("no CUDA GPU is visible")
+    );
+    // auto without GPUs is a CPU run: it waits for a CPU slot like flex.
+    assert_eq!(runs[1].state.status, RunStatus::Queued);
+    assert_eq!(placement(DeviceSpec::Auto, &[]), Placement::Cpu);
+    assert_eq!(
+        placement(DeviceSpec::Auto, &two),
+        match cfg!(feature = "tch") {
+            true => Placement::Cuda(None),
+            false => Placement::Cpu,
+        }
+    );
+}
