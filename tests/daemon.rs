@@ -767,3 +767,25 @@ fn with_auto_resume_a_restarted_daemon_resumes_interrupted_runs_by_itself() {
     });
     assert_eq!(events(&dir, "interrupted").len(), 1);
 }
+
+#[test]
+fn a_gpu_the_machine_or_build_lacks_is_refused_at_launch_naming_what_is_missing() {
+    let d = Daemon::up(1);
+    for device in ["gpu", "tch:cuda:0", "tch:cuda:3"] {
+        let text = session("g", 1, &runs(&["a"]))
+            .replace("device = \"flex\"", &format!("device = \"{device}\""));
+        let file = d.home.write("g.toml", &text);
+        let err = d.fails(&["launch", file.to_str().unwrap()]);
+        // Built without LibTorch the session file is refused; with it, this machine has no
+        // GPU (the tests run without one) and the daemon says so.
+        let expected = match cfg!(feature = "tch") {
+            true => "no CUDA GPU is visible to the daemon",
+            false => "--features tch",
+        };
+        assert!(
+            err.contains(expected) && err.contains(device),
+            "{device}: {err}"
+        );
+    }
+    assert!(d.status().is_empty(), "nothing was launched");
+}

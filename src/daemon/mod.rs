@@ -175,7 +175,10 @@ impl Daemon {
         for run in self.registry.runs_mut() {
             let pid = run.worker.as_ref().map(Worker::pid);
             run.gpu_memory = pid.and_then(|pid| {
-                let held = stats.iter().flat_map(|g| &g.processes).filter(|(p, _)| *p == pid);
+                let held = stats
+                    .iter()
+                    .flat_map(|g| &g.processes)
+                    .filter(|(p, _)| *p == pid);
                 held.map(|(_, bytes)| *bytes).reduce(|a, b| a + b)
             });
         }

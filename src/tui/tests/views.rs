@@ -169,6 +169,9 @@ fn the_header_shows_each_gpu_and_detail_a_run_s_gpu_memory() {
     app.handle(Input::Daemon(fixture::gpus()));
     let wide = screen(&app, 160, 48);
     let header = wide.lines().next().unwrap_or_default();
-    assert!(header.contains("GPU0 87% 31/80G 61°C 592W · GPU1 0% 1/80G 40°C 70W"), "{header}");
+    assert!(
+        header.contains("GPU0 87% 31/80G 61°C 592W · GPU1 0% 1/80G 40°C 70W"),
+        "{header}"
+    );
     insta::assert_snapshot!("gpus_80x24", screen(&app, 80, 24));
 }

@@ -52,7 +52,10 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
     ];
     if let Some(bytes) = info.gpu_memory {
         let gib = bytes as f64 / (1u64 << 30) as f64;
-        spans.push(Span::styled(format!("· {gib:.1} GiB GPU memory "), ctx.style(Role::Text)));
+        spans.push(Span::styled(
+            format!("· {gib:.1} GiB GPU memory "),
+            ctx.style(Role::Text),
+        ));
     }
     if let Some(message) = &info.message {
         spans.push(Span::styled(format!("· {message}"), ctx.style(Role::Dim)));

@@ -90,7 +90,11 @@ fn gpu(stats: &crate::gpu::GpuStats, full: bool) -> String {
         text.push_str(&format!(" {u}%"));
     }
     if let Some(used) = stats.memory_used {
-        text.push_str(&format!(" {:.0}/{:.0}G", gib(used), gib(stats.memory_total)));
+        text.push_str(&format!(
+            " {:.0}/{:.0}G",
+            gib(used),
+            gib(stats.memory_total)
+        ));
     }
     if !full {
         return text;
