@@ -96,12 +96,16 @@ fn bad_session_files_are_refused_with_file_line_and_key() {
             &["bad.toml:6", "freeze", "stem, hidden, head"],
         ),
         (
+            "[[runs]]\nname = \"a\"\nprecision = \"fp8\"\n",
+            &["bad.toml", "line 6", "precision", "f32, bf16 or f16"],
+        ),
+        (
             "[[runs]]\nname = \"a\"\nlr = -1.0\n",
             &["bad.toml:6", "`lr`", "positive"],
         ),
         (
             "[[runs]]\nname = \"a\"\ndevice = \"gpu7\"\n",
-            &["line 6", "flex, tch:cpu, tch:cuda:N, vulkan:N, auto"],
+            &["line 6", "flex, tch:cpu, tch:cuda:N, gpu, vulkan:N, auto"],
         ),
         (
             "[[runs]]\nname = \"a\"\ndata = \"demo:nope\"\n",
@@ -284,6 +288,76 @@ fn ctrl_c_checkpoints_every_run_and_the_same_command_resumes_them() {
         assert_eq!(
             dir.read_state().unwrap().frozen.len(),
             usize::from(run == "b")
+        );
+    }
+}
+
+/// Each tensor of a `.bpk` file by name: its dtype (as `thaw weights inspect` says) and bytes.
+fn tensors(
+    home: &Home,
+    file: &std::path::Path,
+) -> std::collections::BTreeMap<String, (String, Vec<u8>)> {
+    let out = home.run_cmd(&["weights", "inspect", "--json", file.to_str().unwrap()]);
+    let listing: serde_json::Value = serde_json::from_slice(&out.stdout).expect("inspect --json");
+    let reader = burn_pack::Reader::from_file(file).expect("a burnpack");
+    listing["tensors"]
+        .as_array()
+        .expect("tensors")
+        .iter()
+        .map(|t| {
+            let name = t["name"].as_str().expect("name").to_string();
+            let data = reader.tensor_data(&name).expect("data");
+            (
+                name,
+                (t["dtype"].as_str().expect("dtype").to_string(), data),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn half_precision_runs_train_in_it_with_frozen_groups_held() {
+    let home = Home::new();
+    let mut runs = String::from("[[runs]]\nname = \"bf16\"\nprecision = \"bf16\"\n");
+    runs += "[[runs]]\nname = \"f16\"\nprecision = \"f16\"\n";
+    let file = home.write(
+        "half.toml",
+        &format!(
+            "name = \"h\"\n[defaults]\nmodel = \"resnet-mini\"\nimage_size = 16\nepochs = 2\nbatch_size = 16\ndevice = \"flex\"\ncheckpoint_every_steps = 5\nkeep_checkpoints = 10\nlog_every_steps = 1\nfreeze = [\"stem\", \"layer1\"]\n{runs}"
+        ),
+    );
+    let out = home.run_cmd(&["train", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (name, dtype) in [("bf16", "bf16"), ("f16", "f16")] {
+        let run = home.run_dir("h", name);
+        let losses = common::train_losses(&run);
+        assert!(losses.len() >= 10, "{name}: {losses:?}");
+        assert!(
+            losses
+                .iter()
+                .all(|(_, l)| l.parse::<f64>().is_ok_and(f64::is_finite)),
+            "{name}: {losses:?}"
+        );
+        let early = tensors(&home, &run.root.join("checkpoints/step-5/model.bpk"));
+        let late = tensors(&home, &run.root.join("checkpoints/step-20/model.bpk"));
+        for (tensor, (kind, bytes)) in &late {
+            assert_eq!(kind, dtype, "{name}: {tensor}");
+            // stem is conv1/bn1, layer1 its own prefix: frozen, so held; BatchNorm statistics too.
+            let frozen = tensor.starts_with("conv1.")
+                || tensor.starts_with("bn1.")
+                || tensor.starts_with("layer1.");
+            if frozen {
+                assert_eq!(bytes, &early[tensor].1, "{name}: frozen {tensor} changed");
+            }
+        }
+        assert!(
+            late.iter()
+                .any(|(t, (_, b))| t.starts_with("layer3.") && b != &early[t].1),
+            "{name}: the trainable groups learned nothing"
         );
     }
 }

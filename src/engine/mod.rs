@@ -4,6 +4,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod device;
 pub mod model;
+pub mod precision;
 pub mod rundir;
 pub mod schedule;
 pub mod trainer;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::device::DeviceSpec;
 use crate::engine::model::ModelKind;
+use crate::engine::precision::Precision;
 use crate::engine::weights::WeightsSource;
 
 /// A session file that could not be used; the message names the file, the line and the key.
@@ -65,6 +66,8 @@ pub struct RunSpec {
     pub lr_step_gamma: f64,
     #[serde(with = "as_string")]
     pub device: DeviceSpec,
+    #[serde(with = "as_string")]
+    pub precision: Precision,
     pub seed: u64,
     pub val_split: f64,
     pub augment: bool,
@@ -106,6 +109,7 @@ impl Default for RunSpec {
             lr_step_epochs: None,
             lr_step_gamma: 0.1,
             device: DeviceSpec::Auto,
+            precision: Precision::F32,
             seed: 0,
             val_split: 0.2,
             augment: true,

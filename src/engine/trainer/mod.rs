@@ -42,7 +42,8 @@ pub fn train(
     data_dir: &Path,
     interrupt: &AtomicBool,
 ) -> Result<Outcome> {
-    let device = spec.device.to_device()?;
+    let mut device = spec.device.to_device()?;
+    spec.precision.apply(&mut device, spec.device)?;
     let data = DataSpec {
         source: DataSource::parse(&spec.data)?,
         image_size: spec.image_size,
