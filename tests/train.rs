@@ -320,6 +320,9 @@ fn half_precision_runs_train_in_it_with_frozen_groups_held() {
     let home = Home::new();
     let mut runs = String::from("[[runs]]\nname = \"bf16\"\nprecision = \"bf16\"\n");
     runs += "[[runs]]\nname = \"f16\"\nprecision = \"f16\"\n";
+    // f32 weights (as every weights file is read) into a bf16 model.
+    runs +=
+        "[[runs]]\nname = \"ft\"\nprecision = \"bf16\"\nweights = \"run:f16/best\"\nfreeze = []\n";
     let file = home.write(
         "half.toml",
         &format!(
@@ -332,6 +335,8 @@ fn half_precision_runs_train_in_it_with_frozen_groups_held() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let ft = home.run_dir("h", "ft").read_state().expect("ft ran");
+    assert_eq!(ft.status, RunStatus::Finished, "{:?}", ft.message);
     for (name, dtype) in [("bf16", "bf16"), ("f16", "f16")] {
         let run = home.run_dir("h", name);
         let losses = common::train_losses(&run);

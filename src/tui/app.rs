@@ -46,6 +46,8 @@ pub enum Confirm {
 pub enum Popup {
     Help,
     Confirm(Confirm),
+    /// What went wrong before the dashboard started (a bad theme file, say), one per line.
+    Messages(Vec<String>),
 }
 
 /// The state of the link to the daemon.
@@ -280,7 +282,7 @@ impl App {
         use crossterm::event::KeyCode;
         if let Some(popup) = self.popup.clone() {
             return match popup {
-                Popup::Help => {
+                Popup::Help | Popup::Messages(_) => {
                     // Any key closes the help; q still detaches.
                     self.popup = None;
                     match keys::action(key, self.place()) {

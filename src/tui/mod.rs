@@ -16,7 +16,7 @@ use std::io::IsTerminal;
 use anyhow::{Result, bail};
 
 use crate::paths::Paths;
-use app::{App, Notice};
+use app::{App, Notice, Popup};
 use theme::{ColorDepth, Role, Themes};
 
 /// What `thaw attach` was asked for.
@@ -58,11 +58,12 @@ pub fn prepare(paths: &Paths, options: &AttachOptions) -> App {
         None => "dark".to_string(),
     };
     let mut app = App::new(themes, theme, ColorDepth::detect(), options.ascii);
-    if !messages.is_empty() {
+    if let Some(first) = messages.first() {
         app.notice = Some(Notice {
-            text: messages.join("; "),
+            text: first.clone(),
             role: Role::Warning,
         });
+        app.popup = Some(Popup::Messages(messages));
     }
     app
 }

@@ -3,6 +3,7 @@
 
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::prelude::*;
+use burn::tensor::DType;
 
 /// One tensor of a module as [`for_each_tensor`] shows it.
 pub struct TensorView<'a> {
@@ -10,6 +11,8 @@ pub struct TensorView<'a> {
     pub path: &'a str,
     pub id: ParamId,
     pub shape: Vec<usize>,
+    /// The float type its device creates (the run's precision).
+    pub dtype: DType,
     read: &'a dyn Fn() -> TensorData,
 }
 
@@ -62,6 +65,7 @@ impl<F: FnMut(TensorView<'_>)> ModuleVisitor for Walker<F> {
             path: &path,
             id: param.id,
             shape: param.lazy_shape().dims::<D>().to_vec(),
+            dtype: param.lazy_device().settings().float_dtype.into(),
             read: &read,
         });
     }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use burn::module::Module;
 use burn::store::ModuleRecord;
 use burn::store::burn_pack::{Tensor as PackTensor, Writer};
-use burn::tensor::{Bytes, DType};
+use burn::tensor::{DType, TensorData};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
@@ -327,11 +327,14 @@ pub fn transfer<M: Module>(
     group_summary(&mut report, groups, &shapes, &pretrained_paths);
     head_notes(&mut report, groups);
 
+    // Staged in the model's own precision (bf16 or f16 runs), so the record loads as is.
+    let mut dtype = DType::F32;
+    for_each_tensor(&model, |t| dtype = t.dtype);
     let tensors: Vec<PackTensor> = loaded
         .into_iter()
         .map(|(path, shape, values)| {
-            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            PackTensor::new(path, DType::F32, shape, None, Bytes::from_bytes_vec(bytes))
+            let data = TensorData::new(values, shape.clone()).convert_dtype(dtype);
+            PackTensor::new(path, dtype, shape, None, data.into_bytes())
         })
         .collect();
     let bytes = Writer::new(tensors)

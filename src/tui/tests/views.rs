@@ -175,3 +175,33 @@ fn the_header_shows_each_gpu_and_detail_a_run_s_gpu_memory() {
     );
     insta::assert_snapshot!("gpus_80x24", screen(&app, 80, 24));
 }
+
+#[test]
+fn start_up_problems_are_listed_until_a_key_is_pressed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let themes = dir.path().join("config/themes");
+    std::fs::create_dir_all(&themes).expect("themes dir");
+    std::fs::write(themes.join("bad.toml"), "[colors]\nrunning = \"grean\"\n").expect("theme");
+    let paths = crate::paths::Paths {
+        data: dir.path().join("data"),
+        config: dir.path().join("config"),
+        runtime: dir.path().join("run"),
+    };
+    let options = crate::tui::AttachOptions {
+        theme: Some("nope".into()),
+        ..Default::default()
+    };
+    let mut app = crate::tui::prepare(&paths, &options);
+    assert_eq!(app.theme, "dark");
+    for response in fixture::stream() {
+        app.handle(Input::Daemon(response));
+    }
+    let text = screen(&app, 100, 30).replace('\n', "");
+    let squeezed: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    for part in ["bad.toml: colors.running: \"grean\" is not a colour", "unknown theme \"nope\""] {
+        let part: String = part.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(squeezed.replace("│ │", " ").contains(&part) || text.contains(&part), "{part}:\n{}", screen(&app, 100, 30));
+    }
+    press(&mut app, "x");
+    assert_eq!(app.popup, None);
+}

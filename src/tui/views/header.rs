@@ -28,7 +28,12 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
         parts.insert(0, host.hostname.clone());
     }
     if host.cores > 0 {
-        let load = host.cpu_percent.map_or(String::new(), |p| format!(" {p}%"));
+        // The load only while runs train: idle, the header (and so the terminal) stays still.
+        let load = match running {
+            0 => None,
+            _ => host.cpu_percent,
+        };
+        let load = load.map_or(String::new(), |p| format!(" {p}%"));
         parts.push(format!("cpu {}c{load}", host.cores));
     }
     if let Some(up) = host.daemon_uptime {

@@ -50,6 +50,21 @@ pub fn draw_popup(frame: &mut Frame, area: Rect, ctx: &Ctx) {
             let block = ctx.block(" keys (any key closes) ");
             popup(frame, centered(area, width, height), block, lines);
         }
+        Some(Popup::Messages(messages)) => {
+            let lines: Vec<Line> = messages
+                .iter()
+                .map(|m| Line::from(Span::styled(format!("• {m}"), ctx.style(Role::Warning))))
+                .collect();
+            // Wrapped: a message is as long as the path it names.
+            let width = area.width.min(100);
+            let inner = width.saturating_sub(2).max(1) as usize;
+            let rows: usize = messages
+                .iter()
+                .map(|m| (m.chars().count() + 2).div_ceil(inner))
+                .sum();
+            let block = ctx.block(" at start-up (any key closes) ");
+            popup(frame, centered(area, width, rows as u16 + 2), block, lines);
+        }
         Some(Popup::Confirm(what)) => {
             let question = match what {
                 Confirm::StopRun(run) => {

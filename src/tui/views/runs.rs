@@ -82,7 +82,7 @@ fn draw_table(frame: &mut Frame, area: Rect, ctx: &Ctx) {
         ("run", Constraint::Length(name_width as u16)),
         (
             "status",
-            Constraint::Length(if width >= MEDIUM { 13 } else { 2 }),
+            Constraint::Length(if width >= MEDIUM { 15 } else { 2 }),
         ),
     ];
     if width >= WIDE {
