@@ -198,9 +198,16 @@ fn start_up_problems_are_listed_until_a_key_is_pressed() {
     }
     let text = screen(&app, 100, 30).replace('\n', "");
     let squeezed: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    for part in ["bad.toml: colors.running: \"grean\" is not a colour", "unknown theme \"nope\""] {
+    for part in [
+        "bad.toml: colors.running: \"grean\" is not a colour",
+        "unknown theme \"nope\"",
+    ] {
         let part: String = part.split_whitespace().collect::<Vec<_>>().join(" ");
-        assert!(squeezed.replace("│ │", " ").contains(&part) || text.contains(&part), "{part}:\n{}", screen(&app, 100, 30));
+        assert!(
+            squeezed.replace("│ │", " ").contains(&part) || text.contains(&part),
+            "{part}:\n{}",
+            screen(&app, 100, 30)
+        );
     }
     press(&mut app, "x");
     assert_eq!(app.popup, None);
