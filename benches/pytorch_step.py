@@ -89,11 +89,14 @@ def build(classes, frozen):
 
 
 def step_times(args, frozen):
-    model = build(args.classes, frozen)
+    device = torch.device(args.device)
+    model = build(args.classes, frozen).to(device)
     optim = torch.optim.Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(1)
-    images = torch.randn(args.batch, 3, args.image_size, args.image_size, generator=gen)
-    labels = torch.randint(0, args.classes, (args.batch,), generator=gen)
+    images = torch.randn(args.batch, 3, args.image_size, args.image_size, generator=gen).to(device)
+    labels = torch.randint(0, args.classes, (args.batch,), generator=gen).to(device)
+    # On a GPU the phases end when its queue has drained, not when the calls return.
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     phases = {"forward": [], "backward": [], "update": []}
     for i in range(args.warmup + args.steps):
         start = time.perf_counter()
@@ -104,8 +107,10 @@ def step_times(args, frozen):
         value = loss.item()
         forward = time.perf_counter()
         loss.backward()
+        sync()
         backward = time.perf_counter()
         optim.step()
+        sync()
         update = time.perf_counter()
         if value != value or correct < 0:
             raise SystemExit(f"non-finite loss at step {i}")
@@ -130,6 +135,7 @@ def main():
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda / cuda:N")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     trainable, trainable_phases, trainable_steps = summary(step_times(args, frozen=False))
@@ -138,6 +144,7 @@ def main():
         json.dumps(
             {
                 "torch": torch.__version__,
+                "device": args.device,
                 "threads": torch.get_num_threads(),
                 "trainable_ms": trainable,
                 "frozen_ms": frozen,
