@@ -7,7 +7,8 @@ mod common;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Home, events};
+use common::daemon::Daemon;
+use common::events;
 use thaw::engine::rundir::RunStatus;
 use thaw::protocol::RunInfo;
 
@@ -35,83 +36,13 @@ log_every_steps = 2
     text
 }
 
-/// A daemon in its own THAW_HOME. Dropping it (also when a test fails) runs `thaw down` and
-/// then kills every process still running with that THAW_HOME: the daemon, workers, clients.
-struct Daemon {
-    home: Home,
-}
-
 impl Daemon {
-    fn up(cpu_slots: usize) -> Self {
-        let home = Home::new();
-        std::fs::create_dir_all(home.path().join("config")).unwrap();
-        home.write("config/config.toml", &format!("cpu_slots = {cpu_slots}\n"));
-        let daemon = Self { home };
-        daemon.ok(&["up"]);
-        daemon
-    }
-
-    /// Runs a verb that must succeed; its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.home.run_cmd(args);
-        assert!(
-            out.status.success(),
-            "thaw {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn launch(&self, text: &str) {
-        let path = self.home.write("session.toml", text);
-        self.ok(&["launch", path.to_str().unwrap()]);
-    }
-
-    fn run(&self, name: &str) -> RunInfo {
-        let runs: Vec<RunInfo> =
-            serde_json::from_str(&self.ok(&["status", "--json"])).expect("status --json parses");
-        runs.into_iter()
-            .find(|r| r.full_name() == name)
-            .unwrap_or_else(|| panic!("no run {name} in status"))
-    }
-
-    /// Waits until `cond` holds for run `name` (as `status --json` shows it).
-    fn wait_run(
-        &self,
-        name: &str,
-        secs: u64,
-        what: &str,
-        cond: impl Fn(&RunInfo) -> bool,
-    ) -> RunInfo {
-        let start = Instant::now();
-        loop {
-            let run = self.run(name);
-            if cond(&run) {
-                return run;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(secs),
-                "timed out waiting for {name}: {what}: {run:?}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
     /// Waits until the run has taken `steps` more steps than it had.
     fn wait_advance(&self, name: &str, steps: usize) -> RunInfo {
         let from = self.run(name).step;
         self.wait_run(name, 60, &format!("{steps} steps past {from}"), |r| {
             r.status == RunStatus::Running && r.step >= from + steps
         })
-    }
-
-    fn pid(&self) -> u32 {
-        std::fs::read_to_string(self.home.path().join("run/thaw.pid"))
-            .expect("thaw.pid")
-            .trim()
-            .parse()
-            .expect("a pid")
     }
 
     /// `thaw attach`, in a terminal of `tmux`, with `env` (`NAME=value`) and `args`; when it
@@ -130,23 +61,6 @@ impl Daemon {
         )
     }
 
-    /// Every process started with this THAW_HOME (daemon, workers, dashboards).
-    fn processes(&self) -> Vec<u32> {
-        let needle = format!("THAW_HOME={}", self.home.path().display());
-        let me = std::process::id();
-        std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|&pid| pid != me)
-            .filter(|pid| {
-                std::fs::read(format!("/proc/{pid}/environ"))
-                    .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == needle.as_bytes()))
-            })
-            .collect()
-    }
-
     /// The `thaw attach` processes of this THAW_HOME.
     fn dashboards(&self) -> Vec<u32> {
         self.processes()
@@ -156,32 +70,6 @@ impl Daemon {
                     .is_ok_and(|cmd| cmd.split(|&b| b == 0).any(|arg| arg == b"attach"))
             })
             .collect()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(mut down) = self
-            .home
-            .thaw()
-            .arg("down")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-        {
-            let start = Instant::now();
-            while down.try_wait().ok().flatten().is_none() && start.elapsed().as_secs() < 30 {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = down.kill();
-            let _ = down.wait();
-        }
-        for pid in self.processes() {
-            // SAFETY: kill with a pid this test started and a plain signal number.
-            unsafe {
-                libc::kill(pid as i32, libc::SIGKILL);
-            }
-        }
     }
 }
 
@@ -377,7 +265,7 @@ fn reverse_video(styled: &str) -> bool {
 fn a_freeze_from_the_dashboard_reaches_the_worker_and_detaching_leaves_training_going() {
     let d = Daemon::up(2);
     let tmux = Tmux::new("main");
-    d.launch(&session("dash", &["a", "b"]));
+    d.launch("session.toml", &session("dash", &["a", "b"]));
 
     tmux.open("first", 100, 30, &d.attach_command(&[], &[]));
     let screen = tmux.wait("first", 60, "both runs running", |s| {
@@ -479,7 +367,7 @@ fn a_freeze_from_the_dashboard_reaches_the_worker_and_detaching_leaves_training_
 fn the_dashboard_says_what_is_wrong_and_draws_anyway() {
     let d = Daemon::up(1);
     let tmux = Tmux::new("odd");
-    d.launch(&session("odd", &["a"]));
+    d.launch("session.toml", &session("odd", &["a"]));
     d.ok(&["freeze", "a", "layer1"]);
     d.wait_run("odd/a", 60, "layer1 frozen", |r| {
         r.groups.iter().any(|g| g.name == "layer1" && g.frozen)

@@ -1,6 +1,8 @@
 //! Shared by the integration tests: a private THAW_HOME, the real `thaw` binary, run files.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
