@@ -6,9 +6,10 @@
 //!
 //! `cargo bench --bench daemon`
 
+mod common;
+
 use std::io::Write;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use thaw::client::Client;
@@ -18,25 +19,11 @@ use thaw::paths::Paths;
 use thaw::protocol::{Request, Response};
 use thaw::session::RunSpec;
 
+use common::{paths, thaw};
+
 const RUNS_TRAINING: usize = 8;
 const RUNS_ON_DISK: usize = 50;
 const ROWS: usize = 200_000;
-
-fn paths(home: &Path) -> Paths {
-    Paths {
-        data: home.join("data"),
-        config: home.join("config"),
-        runtime: home.join("run"),
-    }
-}
-
-fn thaw(home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_thaw"));
-    cmd.env("THAW_HOME", home)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    cmd
-}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;

@@ -10,12 +10,14 @@
 //!
 //! `cargo bench --bench dashboard`
 
+mod common;
+
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -24,6 +26,8 @@ use thaw::client::Client;
 use thaw::engine::rundir::RunStatus;
 use thaw::paths::Paths;
 use thaw::protocol::{Request, Response, RunInfo};
+
+use common::{cpu_model, load_average, paths, thaw};
 
 const RUNS: usize = 4;
 const WIDTH: u16 = 100;
@@ -35,22 +39,6 @@ const THROUGHPUT_WINDOW: Duration = Duration::from_secs(40);
 const TRAINING_TARGET: f64 = 4096.0;
 const IDLE_TARGET: f64 = 0.0;
 const THROUGHPUT_TARGET: f64 = 0.98;
-
-fn paths(home: &Path) -> Paths {
-    Paths {
-        data: home.join("data"),
-        config: home.join("config"),
-        runtime: home.join("run"),
-    }
-}
-
-fn thaw(home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_thaw"));
-    cmd.env("THAW_HOME", home)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    cmd
-}
 
 fn status(paths: &Paths) -> Vec<RunInfo> {
     let mut client = Client::connect(paths).expect("connect");
@@ -550,25 +538,6 @@ fn visible(bytes: &[u8]) -> String {
 
 fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "MISSED" }
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, name)| name.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_string())
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "unknown".to_string())
 }
 
 fn main() {

@@ -8,6 +8,8 @@
 //! `THAW_BENCH_PYTHON` (a Python with torch; default the one `.ci/run` installs, else
 //! `python3`).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -20,6 +22,8 @@ use thaw::engine::device::{DeviceSpec, set_cpu_threads};
 use thaw::engine::model::{Classifier, ModelKind, ModelShape, ResNet, ResNetShape, layer_groups};
 use thaw::engine::trainer::step::{gradients, loss_and_correct, module_rates, optimizer, tensors};
 use thaw::session::{OptimizerKind, RunSpec};
+
+use common::{cpu_model, load_average};
 
 const BATCH: usize = 32;
 const IMAGE_SIZE: usize = 64;
@@ -399,23 +403,4 @@ fn median(values: &[f64]) -> f64 {
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, name)| name.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_string())
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "unknown".to_string())
 }
