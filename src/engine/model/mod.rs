@@ -267,4 +267,54 @@ mod tests {
             "{err}"
         );
     }
+
+    /// The same weights, written by flex and read by LibTorch, give the same logits.
+    #[cfg(feature = "tch")]
+    #[test]
+    fn flex_and_tch_cpu_agree_on_the_logits_of_the_same_weights() {
+        use crate::engine::device::DeviceSpec;
+        use crate::engine::weights::{TransferRules, WeightsFile, transfer};
+
+        let shape = ModelShape {
+            classes: 10,
+            in_channels: 3,
+            image_size: 32,
+        };
+        let device = flex();
+        device.seed(11);
+        let ours = ResNet::new(ResNetShape::RESNET18, shape, &device);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("resnet18.bpk");
+        ours.clone().save_file(&path).expect("saved");
+        let tch = DeviceSpec::TchCpu.to_device().expect("tch:cpu");
+        let theirs = ResNet::new(ResNetShape::RESNET18, shape, &tch);
+        let groups = layer_groups(ModelKind::ResNet18, &theirs);
+        let file = WeightsFile::read(&path).expect("read back");
+        let (theirs, report) =
+            transfer(theirs, &groups, &file, &TransferRules::default()).expect("loads");
+        assert_eq!(report.tensors_transferred, report.tensors_total);
+
+        // A fixed, varied batch (no random generator shared between backends).
+        let values: Vec<f32> = (0..4 * 3 * 32 * 32)
+            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+            .collect();
+        let batch = TensorData::new(values, [4, 3, 32, 32]);
+        let logits = |model: &ResNet, device: &Device| -> Vec<f32> {
+            let x = Tensor::<4>::from_data(batch.clone(), device);
+            model
+                .forward(x)
+                .into_data()
+                .convert::<f32>()
+                .to_vec()
+                .expect("f32 logits")
+        };
+        let (a, b) = (logits(&ours, &device), logits(&theirs, &tch));
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "flex and tch:cpu differ by {worst}");
+        assert!(a.iter().any(|v| v.abs() > 1e-3), "the logits say something");
+    }
 }
