@@ -453,3 +453,42 @@ fn the_dashboard_says_what_is_wrong_and_draws_anyway() {
     );
     tmux.detach("bad-theme");
 }
+
+#[test]
+fn a_daemon_that_goes_away_is_said_and_the_dashboard_reconnects_when_it_is_back() {
+    let d = Daemon::up(2);
+    let tmux = Tmux::new("gone");
+    d.launch("session.toml", &session("back", &["a"]));
+    d.wait_run("back/a", 60, "a few losses", |r| r.step >= 10);
+    tmux.open("view", 100, 30, &d.attach_command(&[], &[]));
+    let old = d.pid();
+    tmux.wait("view", 60, "the run", |s| {
+        row_has(s, "a", "running") && s.contains(&format!("daemon {old}"))
+    });
+
+    // The daemon dies (its workers go on); the dashboard says so and keeps the last picture.
+    common::daemon::kill(old, libc::SIGKILL);
+    let screen = tmux.wait("view", 20, "the daemon lost", |s| {
+        s.contains("daemon lost") && s.contains("daemon unreachable")
+    });
+    assert!(row_has(&screen, "a", "running"), "{screen}");
+
+    // A new daemon adopts the worker; the dashboard finds it by itself.
+    d.ok(&["up"]);
+    let new = d.pid();
+    assert_ne!(new, old);
+    let screen = tmux.wait("view", 30, "the new daemon", |s| {
+        s.contains(&format!("daemon {new}")) && !s.contains("daemon unreachable")
+    });
+    let spark = sparkline(row(&screen, "a").expect("run a"));
+    assert!(
+        spark.chars().count() >= 5,
+        "history lost: {spark:?}\n{screen}"
+    );
+    // And it is steered through the new daemon.
+    tmux.keys("view", &["Tab", "f"]);
+    tmux.wait("view", 30, "stem frozen", |s| {
+        s.contains("back/a: froze stem") && row_has(s, "a", "❄·····")
+    });
+    tmux.detach("view");
+}
