@@ -212,3 +212,31 @@ fn start_up_problems_are_listed_until_a_key_is_pressed() {
     press(&mut app, "x");
     assert_eq!(app.popup, None);
 }
+
+#[test]
+fn without_colour_chart_lines_differ_by_their_dots_and_the_legend_says_which() {
+    let mut app = fixture::app(false);
+    app.depth = ColorDepth::None;
+    press(&mut app, "jjj\n");
+    let detail = screen(&app, 160, 48);
+    assert!(
+        detail.contains("⣿ train") && detail.contains("• val"),
+        "{detail}"
+    );
+    press(&mut app, "v");
+    let compare = screen(&app, 160, 48);
+    for legend in [
+        "⣿ pretrain",
+        "• scratch",
+        "█ pretrained-frozen",
+        "▄ frozen-then-thawed",
+    ] {
+        assert!(compare.contains(legend), "{legend}:\n{compare}");
+    }
+    app.ascii = true;
+    let ascii = screen(&app, 160, 48);
+    assert!(
+        ascii.contains("* pretrain") && ascii.contains("# scratch"),
+        "{ascii}"
+    );
+}

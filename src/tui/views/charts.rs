@@ -4,13 +4,25 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
+use ratatui::symbols;
 use ratatui::text::Span;
 use ratatui::widgets::{Axis, Chart, Dataset, GraphType, LegendPosition, Paragraph};
 
 use super::Ctx;
 use crate::series::Point;
 use crate::tui::board::RunView;
-use crate::tui::theme::Role;
+use crate::tui::theme::{ColorDepth, Role};
+
+/// Line markers, and the glyph each draws, for terminals without colour.
+const DOTS: [(symbols::Marker, &str); 4] = [
+    (symbols::Marker::Braille, "⣿"),
+    (symbols::Marker::Dot, "•"),
+    (symbols::Marker::Block, "█"),
+    (symbols::Marker::Bar, "▄"),
+];
+/// With `--ascii` as well: what `asciify` leaves of them.
+const ASCII_DOTS: [(symbols::Marker, &str); 2] =
+    [(symbols::Marker::Dot, "*"), (symbols::Marker::Block, "#")];
 
 /// One line of a chart.
 pub struct Line {
@@ -96,12 +108,25 @@ pub fn draw(
         .iter()
         .map(|m| [(m.step, y0), (m.step, y1)])
         .collect();
+    // Without colour, lines differ by their dots, and the legend shows each line's dot.
+    let colourless = ctx.app.depth == ColorDepth::None;
+    let marker = |i: usize| match (colourless, ctx.symbols.ascii) {
+        (false, _) => (ctx.symbols.chart, ""),
+        (true, false) => DOTS[i % DOTS.len()],
+        (true, true) => ASCII_DOTS[i % ASCII_DOTS.len()],
+    };
     let mut datasets: Vec<Dataset> = lines
         .iter()
-        .map(|l| {
+        .enumerate()
+        .map(|(i, l)| {
+            let (marker, glyph) = marker(i);
+            let name = match glyph {
+                "" => l.name.clone(),
+                glyph => format!("{glyph} {}", l.name),
+            };
             Dataset::default()
-                .name(l.name.clone())
-                .marker(ctx.symbols.chart)
+                .name(name)
+                .marker(marker)
                 .graph_type(GraphType::Line)
                 .style(l.style)
                 .data(&l.points)
