@@ -85,7 +85,7 @@ fn training(cores: usize) {
     let start = Instant::now();
     loop {
         let mut client = Client::connect(&paths).expect("connect");
-        if let Response::Status { runs } = client.request(&Request::Status).unwrap()
+        if let Response::Status { runs, .. } = client.request(&Request::Status).unwrap()
             && runs
                 .iter()
                 .all(|r| r.status == RunStatus::Running && r.step >= 1)

@@ -43,7 +43,7 @@ const THROUGHPUT_TARGET: f64 = 0.98;
 fn status(paths: &Paths) -> Vec<RunInfo> {
     let mut client = Client::connect(paths).expect("connect");
     match client.request(&Request::Status).expect("status") {
-        Response::Status { runs } => runs,
+        Response::Status { runs, .. } => runs,
         other => panic!("unexpected answer {other:?}"),
     }
 }

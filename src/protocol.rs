@@ -135,8 +135,12 @@ pub enum Response {
     Done { message: String },
     /// It was not, and why.
     Error { message: String },
-    /// Every run (see README: `status --json`).
-    Status { runs: Vec<RunInfo> },
+    /// Every run (see README: `status --json`), and the GPUs' figures where there are GPUs.
+    Status {
+        runs: Vec<RunInfo>,
+        #[serde(default)]
+        gpus: Vec<GpuStats>,
+    },
     /// One run of a subscription's snapshot; a snapshot is sent run by run to keep frames small.
     Snapshot { run: Box<RunSnapshot> },
     /// The end of a snapshot: `runs` runs were sent.

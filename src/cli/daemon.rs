@@ -181,8 +181,8 @@ fn launch(paths: &Paths, file: &Path, replace: bool) -> Result<i32> {
 }
 
 fn status(paths: &Paths, json: bool) -> Result<i32> {
-    let runs = match Client::connect(paths)?.request(&Request::Status)? {
-        Response::Status { runs } => runs,
+    let (runs, gpus) = match Client::connect(paths)?.request(&Request::Status)? {
+        Response::Status { runs, gpus } => (runs, gpus),
         other => return answer(other),
     };
     if json {
@@ -194,7 +194,27 @@ fn status(paths: &Paths, json: bool) -> Result<i32> {
         return Ok(0);
     }
     print!("{}", status_table(&runs, colours()));
+    for gpu in &gpus {
+        println!("{}", gpu_line(gpu));
+    }
     Ok(0)
+}
+
+/// `GPU 0  NVIDIA H100 80GB HBM3  87%  31.2/80.0 GiB  61°C  592 W`; a figure NVML did not give
+/// is `-`.
+pub fn gpu_line(gpu: &crate::gpu::GpuStats) -> String {
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    format!(
+        "GPU {}  {}  {}  {}/{:.1} GiB  {}  {}",
+        gpu.index,
+        gpu.name,
+        or_dash(gpu.utilization.map(|u| format!("{u}%"))),
+        or_dash(gpu.memory_used.map(|m| format!("{:.1}", gib(m)))),
+        gib(gpu.memory_total),
+        or_dash(gpu.temperature.map(|t| format!("{t}°C"))),
+        or_dash(gpu.power.map(|w| format!("{w:.0} W"))),
+    )
 }
 
 fn colours() -> bool {
@@ -296,5 +316,23 @@ mod tests {
         assert_eq!(lr_control("0.1").unwrap(), Control::LrSet(0.1));
         assert!(lr_control("-1").is_err());
         assert!(lr_control("x").is_err());
+    }
+
+    #[test]
+    fn a_gpu_line_shows_what_nvml_gave() {
+        let gpu = crate::gpu::GpuStats {
+            index: 1,
+            name: "NVIDIA H100 80GB HBM3".into(),
+            utilization: Some(87),
+            memory_used: Some(31 << 30),
+            memory_total: 80 << 30,
+            temperature: None,
+            power: Some(592.4),
+            processes: vec![],
+        };
+        assert_eq!(
+            gpu_line(&gpu),
+            "GPU 1  NVIDIA H100 80GB HBM3  87%  31.0/80.0 GiB  -  592 W"
+        );
     }
 }

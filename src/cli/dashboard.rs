@@ -32,7 +32,7 @@ pub fn demo(options: AttachOptions, restart: bool) -> Result<i32> {
     let paths = Paths::from_env()?;
     ensure_daemon(&paths)?;
     let exists = match Client::connect(&paths)?.request(&Request::Status)? {
-        Response::Status { runs } => runs.iter().any(|r| r.session == "demo"),
+        Response::Status { runs, .. } => runs.iter().any(|r| r.session == "demo"),
         _ => false,
     };
     if exists && !restart {

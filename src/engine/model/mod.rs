@@ -305,7 +305,7 @@ mod tests {
                 .forward(x)
                 .into_data()
                 .convert::<f32>()
-                .to_vec()
+                .try_to_vec::<f32>()
                 .expect("f32 logits")
         };
         let (a, b) = (logits(&ours, &device), logits(&theirs, &tch));
