@@ -5,6 +5,7 @@ pub mod client;
 pub mod compare;
 pub mod daemon;
 pub mod engine;
+pub mod executor;
 pub mod gpu;
 pub mod paths;
 pub mod protocol;

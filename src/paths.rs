@@ -54,3 +54,15 @@ impl Paths {
         self.session(session).join("runs").join(run)
     }
 }
+
+/// The thaw executable, to start workers and daemons with. A binary replaced while this
+/// process runs (an upgrade, a rebuild) shows as `PATH (deleted)` on Linux: the new one at
+/// the same path is what a worker started now should run.
+pub fn executable() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the thaw executable")?;
+    let text = exe.to_string_lossy();
+    match text.strip_suffix(" (deleted)") {
+        Some(path) if std::path::Path::new(path).is_file() => Ok(PathBuf::from(path)),
+        _ => Ok(exe),
+    }
+}

@@ -16,7 +16,7 @@ use crate::gpu::GpuStats;
 use crate::series::Point;
 
 /// Raised whenever a message changes in a way an older peer cannot read.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The largest frame either side accepts.
 pub const MAX_FRAME: u32 = 8 << 20;
@@ -215,6 +215,24 @@ pub struct RunInfo {
     /// GPU memory its worker holds, in bytes (from NVML; `None` off the GPU).
     #[serde(default)]
     pub gpu_memory: Option<u64>,
+    /// The run's Slurm job, for runs on the Slurm executor.
+    #[serde(default)]
+    pub slurm: Option<Box<SlurmInfo>>,
+}
+
+/// A Slurm run's job as the daemon last saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlurmInfo {
+    pub job_id: u64,
+    /// Slurm's state (`PENDING`, `RUNNING`, `COMPLETED`, ...); `SUBMITTED` until squeue has
+    /// listed it.
+    pub state: String,
+    /// Why it is pending, when Slurm says.
+    pub reason: Option<String>,
+    /// The node its worker runs on, once it runs.
+    pub node: Option<String>,
+    /// How many times Slurm requeued it (preemption, time limit).
+    pub restarts: u64,
 }
 
 impl RunInfo {

@@ -174,7 +174,7 @@ fn mark_waiting(slot: &mut Slot, on: &str) -> Result<()> {
 }
 
 fn spawn(run: &RunDir, threads: usize) -> Result<Child> {
-    let exe = std::env::current_exe().context("cannot find the thaw executable")?;
+    let exe = crate::paths::executable()?;
     let log = std::fs::File::create(run.root.join("worker.log"))
         .with_context(|| format!("cannot create {}", run.root.join("worker.log").display()))?;
     Command::new(exe)

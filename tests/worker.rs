@@ -16,7 +16,8 @@ epochs = 2
 batch_size = 16
 device = "flex"
 seed = 11
-log_every_steps = 1
+# Not every step: a run interrupted inside a logging interval must log the same row.
+log_every_steps = 7
 checkpoint_every_steps = 4
 "#;
 

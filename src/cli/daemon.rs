@@ -269,8 +269,25 @@ pub fn status_table(runs: &[RunInfo], colour: bool) -> String {
                 false => frozen.join(","),
             }
         ));
-        if let Some(note) = run.queued_reason.as_ref().or(run.message.as_ref()) {
+        let note = run.queued_reason.as_ref().or(run.message.as_ref());
+        if let Some(note) = note {
             out.push_str(&format!("{:<name_width$}    {note}\n", ""));
+        }
+        if let Some(job) = &run.slurm
+            && !note.is_some_and(|n| n.contains("Slurm job"))
+        {
+            let node = job
+                .node
+                .as_ref()
+                .map_or(String::new(), |n| format!(" on {n}"));
+            let restarts = match job.restarts {
+                0 => String::new(),
+                n => format!(", requeued {n}x"),
+            };
+            out.push_str(&format!(
+                "{:<name_width$}    Slurm job {} {}{node}{restarts}\n",
+                "", job.job_id, job.state
+            ));
         }
     }
     out

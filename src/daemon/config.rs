@@ -1,8 +1,9 @@
-//! The daemon's settings in `<config>/config.toml`: `cpu_slots`, `runs_per_gpu` and
-//! `auto_resume`. Other keys
-//! belong to other parts of thaw (the dashboard) and are left alone.
+//! The daemon's settings in `<config>/config.toml`: `cpu_slots`, `runs_per_gpu`,
+//! `auto_resume`, `slurm_poll_secs` and `slurm_start_timeout_secs`. Other keys belong to other
+//! parts of thaw (the dashboard) and are left alone.
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Result, bail};
 
@@ -15,6 +16,11 @@ pub struct Config {
     pub auto_resume: bool,
     /// Runs training at once on one GPU.
     pub runs_per_gpu: usize,
+    /// How often Slurm is asked about the jobs of Slurm runs (`squeue --json`).
+    pub slurm_poll: Duration,
+    /// How long a running Slurm job's worker may take to write its first `state.json` before
+    /// the run directory is taken not to be shared with the node.
+    pub slurm_start_timeout: Duration,
 }
 
 impl Config {
@@ -24,6 +30,8 @@ impl Config {
             cpu_slots: cores.max(1),
             auto_resume: false,
             runs_per_gpu: 1,
+            slurm_poll: Duration::from_secs(5),
+            slurm_start_timeout: Duration::from_secs(120),
         }
     }
 
@@ -65,6 +73,27 @@ impl Config {
                 ),
             }
         }
+        let seconds = |key: &str| -> Result<Option<Duration>> {
+            let Some(value) = table.get(key) else {
+                return Ok(None);
+            };
+            let secs = value
+                .as_float()
+                .or_else(|| value.as_integer().map(|n| n as f64));
+            match secs {
+                Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+                _ => bail!(
+                    "{}: `{key}` must be a positive number of seconds, not {value}",
+                    path.display()
+                ),
+            }
+        };
+        if let Some(poll) = seconds("slurm_poll_secs")? {
+            config.slurm_poll = poll;
+        }
+        if let Some(timeout) = seconds("slurm_start_timeout_secs")? {
+            config.slurm_start_timeout = timeout;
+        }
         Ok(config)
     }
 }
@@ -88,6 +117,20 @@ mod tests {
         let err = Config::load(dir.path(), 4).unwrap_err().to_string();
         assert!(
             err.contains("config.toml") && err.contains("cpu_slots"),
+            "{err}"
+        );
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "slurm_poll_secs = 0.5\nslurm_start_timeout_secs = 30\n",
+        )
+        .unwrap();
+        let config = Config::load(dir.path(), 4).unwrap();
+        assert_eq!(config.slurm_poll, Duration::from_millis(500));
+        assert_eq!(config.slurm_start_timeout, Duration::from_secs(30));
+        std::fs::write(dir.path().join("config.toml"), "slurm_poll_secs = -1\n").unwrap();
+        let err = Config::load(dir.path(), 4).unwrap_err().to_string();
+        assert!(
+            err.contains("slurm_poll_secs") && err.contains("positive"),
             "{err}"
         );
     }

@@ -8,6 +8,7 @@ pub mod handlers;
 pub mod registry;
 pub mod scheduler;
 pub mod server;
+pub mod slurm;
 pub mod tail;
 pub mod up;
 pub mod workers;
@@ -51,6 +52,8 @@ pub struct Daemon {
     /// The GPUs' figures as last sampled, and when.
     pub gpu_stats: Vec<GpuStats>,
     gpu_sampled: Option<Instant>,
+    /// Asks Slurm about the jobs of Slurm runs.
+    squeue: slurm::Watcher,
 }
 
 /// The daemon as its tasks share it, and the switch that ends it.
@@ -111,6 +114,7 @@ impl Daemon {
     ) -> Self {
         let registry = Registry::load(&paths.data.join("sessions"));
         let gpus = inventory.gpus();
+        let squeue = slurm::Watcher::start(config.slurm_poll);
         let mut daemon = Self {
             paths,
             config,
@@ -123,6 +127,7 @@ impl Daemon {
             inventory,
             gpu_stats: Vec::new(),
             gpu_sampled: None,
+            squeue,
         };
         for run in daemon.registry.runs_mut() {
             adopt(run);
@@ -131,6 +136,7 @@ impl Daemon {
         if daemon.config.auto_resume {
             for run in daemon.registry.runs_mut() {
                 if run.state.status == RunStatus::Interrupted
+                    && !run.is_live()
                     && let Err(e) = scheduler::requeue(run, false)
                 {
                     log(&format!("{}: cannot resume: {e:#}", run.full_name()));
@@ -146,14 +152,19 @@ impl Daemon {
         for run in self.registry.runs_mut() {
             reap(run);
         }
+        self.watch_slurm();
         let capacity = scheduler::Capacity {
             cpu_slots: self.config.cpu_slots,
             cores: self.cores,
             gpus: &self.gpus,
             runs_per_gpu: self.config.runs_per_gpu,
         };
+        let mut launch = scheduler::Launch {
+            spawn: &mut workers::spawn,
+            submit: &mut slurm::submit,
+        };
         if !self.shutting_down
-            && let Err(e) = scheduler::schedule(&mut self.registry, &capacity, &mut workers::spawn)
+            && let Err(e) = scheduler::schedule(&mut self.registry, &capacity, &mut launch)
         {
             log(&format!("scheduling: {e:#}"));
         }
@@ -161,6 +172,24 @@ impl Daemon {
         self.sample_gpus();
         for run in self.registry.runs_mut() {
             refresh(run, &self.updates, listening);
+        }
+    }
+
+    /// Brings the Slurm runs up to date with squeue's newest listing, if one came.
+    fn watch_slurm(&mut self) {
+        let watching = self.registry.runs().any(|r| r.slurm.is_some());
+        let Some(listing) = self.squeue.take(watching) else {
+            return;
+        };
+        if let Err(e) = &listing.jobs {
+            log(&format!("squeue: {e}"));
+        }
+        let timeout = self.config.slurm_start_timeout;
+        for run in self.registry.runs_mut() {
+            let mut cancel = |id| crate::executor::slurm::cancel(id, None);
+            if let Err(e) = slurm::reconcile(run, &listing, timeout, &mut cancel) {
+                log(&format!("{}: {e:#}", run.full_name()));
+            }
         }
     }
 
@@ -193,13 +222,31 @@ impl Daemon {
         let _ = self.updates.send(Arc::new(update));
     }
 
-    /// Runs with a live worker.
+    /// Runs with a live worker (local, or a Slurm job).
     pub fn live_workers(&self) -> usize {
         self.registry.runs().filter(|r| r.is_live()).count()
     }
 }
 
 fn adopt(run: &mut Run) {
+    // A Slurm run's worker runs wherever Slurm put it: its job id is what finds it again.
+    if run.on_slurm() {
+        if let Some(job) = slurm::adoptable(run) {
+            log(&format!(
+                "{}: watching Slurm job {} again",
+                run.full_name(),
+                job.job_id()
+            ));
+            run.slurm = Some(job);
+        } else if matches!(
+            run.state.status,
+            RunStatus::Running | RunStatus::Paused | RunStatus::Checkpointing
+        ) && let Err(e) = workers::interrupted(run, "no Slurm job is recorded for it")
+        {
+            log(&format!("{}: {e:#}", run.full_name()));
+        }
+        return;
+    }
     if !matches!(
         run.state.status,
         RunStatus::Running | RunStatus::Paused | RunStatus::Checkpointing

@@ -6,12 +6,14 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use super::slurm::SlurmRun;
 use super::tail::RunTail;
 use super::workers::Worker;
 use crate::engine::device::DeviceSpec;
 use crate::engine::model::LayerGroup;
 use crate::engine::rundir::{Desired, DesiredRead, RunDir, RunState, RunStatus, now};
 use crate::engine::weights::GroupTransfer;
+use crate::executor::slurm::JobRecord;
 use crate::protocol::{GroupInfo, RunInfo, RunSnapshot};
 use crate::session::RunSpec;
 
@@ -32,7 +34,12 @@ pub struct Run {
     pub state: RunState,
     /// `desired.json` as the daemon last wrote it.
     pub desired: Desired,
+    /// The local worker process, when one trains it.
     pub worker: Option<Worker>,
+    /// Its Slurm job, while Slurm has it (pending, running, requeued).
+    pub slurm: Option<SlurmRun>,
+    /// Its latest Slurm job as `slurm.json` records it, also after it ended.
+    pub job: Option<JobRecord>,
     /// What a queued or waiting run waits for.
     pub queued_reason: Option<String>,
     pub tail: RunTail,
@@ -62,11 +69,13 @@ impl Run {
             gpu: None,
             gpu_memory: None,
             tail: RunTail::new(&dir),
+            job: JobRecord::read(&dir),
             dir,
             spec,
             state,
             desired,
             worker: None,
+            slurm: None,
             queued_reason: None,
             groups: None,
             transfer: None,
@@ -89,9 +98,14 @@ impl Run {
             .collect()
     }
 
-    /// Whether a worker process is training it now.
+    /// Whether a worker process trains it now, or its Slurm job may still run.
     pub fn is_live(&self) -> bool {
-        self.worker.is_some()
+        self.worker.is_some() || self.slurm.is_some()
+    }
+
+    /// Whether its workers run as Slurm jobs.
+    pub fn on_slurm(&self) -> bool {
+        self.spec.executor.slurm().is_some()
     }
 
     /// Sets the status (and message) the daemon decided on, keeping what the worker wrote
@@ -136,6 +150,19 @@ impl Run {
             }
             _ => self.state.frozen.clone(),
         };
+        let overlay = self
+            .slurm
+            .as_ref()
+            .and_then(|s| s.overlay(self.state.status));
+        let (status, message) = match overlay {
+            Some((status, message)) => (status, Some(message)),
+            None => (self.state.status, self.state.message.clone()),
+        };
+        // A pending Slurm job waits for what Slurm says.
+        let queued_reason = match (&self.slurm, status) {
+            (Some(_), RunStatus::Queued) => message.clone(),
+            _ => self.queued_reason.clone(),
+        };
         let device = match self.state.device.is_empty() {
             true => self.device.to_string(),
             false => self.state.device.clone(),
@@ -152,7 +179,7 @@ impl Run {
         RunInfo {
             session: self.session.clone(),
             name: self.name.clone(),
-            status: self.state.status,
+            status,
             step: self.state.step,
             epoch: self.state.epoch,
             epochs: self.spec.epochs,
@@ -172,14 +199,18 @@ impl Run {
                     params,
                 })
                 .collect(),
-            message: self.state.message.clone(),
+            message,
             best_val_loss: self.state.best_val_loss,
             best_val_accuracy: self.state.best_val_accuracy,
             samples_per_sec: self.state.samples_per_sec,
             lr_multiplier: self.desired.lr_multiplier,
             pid: self.worker.as_ref().map(Worker::pid),
-            queued_reason: self.queued_reason.clone(),
+            queued_reason,
             gpu_memory: self.gpu_memory,
+            slurm: match &self.slurm {
+                Some(live) => Some(Box::new(live.info())),
+                None => self.job.as_ref().map(|j| Box::new(SlurmRun::ended_info(j))),
+            },
         }
     }
 

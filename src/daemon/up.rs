@@ -188,7 +188,7 @@ fn detach(paths: &Paths) -> Result<i32> {
         .open(&log_file)
         .with_context(|| format!("cannot open {}", log_file.display()))?;
     let start_of_log = log.metadata().map(|m| m.len()).unwrap_or(0);
-    let exe = std::env::current_exe().context("cannot find the thaw executable")?;
+    let exe = crate::paths::executable()?;
     let mut command = Command::new(exe);
     command
         .args(["up", "--foreground"])

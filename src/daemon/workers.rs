@@ -102,7 +102,7 @@ pub fn adoptable(state: &RunState) -> Option<Worker> {
 /// Starts `thaw worker RUN_DIR` in its own session with `threads` CPU threads, its output
 /// appended to `RUN_DIR/worker.log`.
 pub fn spawn(run: &RunDir, threads: usize, device: Option<DeviceSpec>) -> Result<Child> {
-    let exe = std::env::current_exe().context("cannot find the thaw executable")?;
+    let exe = crate::paths::executable()?;
     let log_path = run.root.join("worker.log");
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -185,7 +185,7 @@ pub fn interrupted(run: &mut Run, why: &str) -> Result<()> {
     )
 }
 
-fn record(run: &mut Run, status: RunStatus, kind: &str, message: String) -> Result<()> {
+pub(crate) fn record(run: &mut Run, status: RunStatus, kind: &str, message: String) -> Result<()> {
     run.dir.append_event(&Event {
         time: now(),
         step: run.state.step,

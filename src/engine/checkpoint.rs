@@ -29,6 +29,19 @@ pub struct TrainState {
     pub seed: u64,
     /// The `desired.json` checkpoint counter already served.
     pub checkpoint_requests: u64,
+    /// The logging interval open at the checkpoint, so that a run resumed mid-interval logs
+    /// the same `metrics.csv` row as one never interrupted.
+    #[serde(default)]
+    pub open_log: OpenLog,
+}
+
+/// Sums over the steps of a logging interval not yet written to `metrics.csv`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct OpenLog {
+    pub loss: f64,
+    pub correct: usize,
+    pub samples: usize,
+    pub steps: usize,
 }
 
 const MODEL: &str = "model.bpk";

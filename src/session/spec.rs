@@ -12,6 +12,7 @@ use crate::engine::device::DeviceSpec;
 use crate::engine::model::ModelKind;
 use crate::engine::precision::Precision;
 use crate::engine::weights::WeightsSource;
+use crate::session::executor::ExecutorSpec;
 
 /// A session file that could not be used; the message names the file, the line and the key.
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +89,7 @@ pub struct RunSpec {
     pub weights_exclude: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threads: Option<usize>,
-    pub executor: String,
+    pub executor: ExecutorSpec,
 }
 
 impl Default for RunSpec {
@@ -125,7 +126,7 @@ impl Default for RunSpec {
             weights_remap: Vec::new(),
             weights_exclude: Vec::new(),
             threads: None,
-            executor: "local".into(),
+            executor: ExecutorSpec::Local,
         }
     }
 }
@@ -417,15 +418,8 @@ impl RunSpec {
                 )
             })?;
         }
-        if self.executor != "local" {
-            return Err((
-                "executor",
-                format!(
-                    "{:?}: this build runs workers on this machine only (executor = \"local\")",
-                    self.executor
-                ),
-            ));
-        }
+        self.executor.check().map_err(|e| ("executor", e))?;
+        self.check_device_on_slurm()?;
         if self.threads == Some(0) {
             return Err(("threads", "must be at least 1".into()));
         }
@@ -434,6 +428,30 @@ impl RunSpec {
             .map_err(|e| ("device", e.to_string()))?;
         crate::engine::data::DataSource::parse(&self.data).map_err(|e| ("data", e.to_string()))?;
         Ok(())
+    }
+
+    /// On a Slurm node the job's GPU is CUDA device 0 (Slurm sets `CUDA_VISIBLE_DEVICES`), and
+    /// a GPU device needs a GPU from Slurm.
+    fn check_device_on_slurm(&self) -> Result<(), (&'static str, String)> {
+        let Some(slurm) = self.executor.slurm() else {
+            return Ok(());
+        };
+        match self.device {
+            DeviceSpec::TchCuda(n) if n > 0 => Err((
+                "device",
+                format!(
+                    "tch:cuda:{n} on a Slurm node: the job's GPU is tch:cuda:0 (Slurm sets CUDA_VISIBLE_DEVICES); use device = \"gpu\""
+                ),
+            )),
+            DeviceSpec::TchCuda(_) | DeviceSpec::Gpu if !slurm.wants_gpu() => Err((
+                "device",
+                format!(
+                    "device = \"{}\" needs a GPU from Slurm: add gres = \"gpu:1\" to the executor",
+                    self.device
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The run of the same session whose best weights this run starts from, if any.

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod slurm;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -12,12 +13,15 @@ use thaw::engine::rundir::{Event, RunDir, RunState};
 /// A temporary THAW_HOME with the demo data generated once into it.
 pub struct Home {
     pub dir: tempfile::TempDir,
+    /// More environment for every thaw command (a Slurm cluster's `SLURM_CONF`, say).
+    pub env: Vec<(String, String)>,
 }
 
 impl Home {
     pub fn new() -> Self {
         Self {
             dir: tempfile::tempdir().expect("temp dir"),
+            env: Vec::new(),
         }
     }
 
@@ -33,7 +37,9 @@ impl Home {
 
     pub fn thaw(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_thaw"));
-        cmd.env("THAW_HOME", self.path()).env_remove("NO_COLOR");
+        cmd.env("THAW_HOME", self.path())
+            .env_remove("NO_COLOR")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 

@@ -4,7 +4,7 @@
 //! event shows the effect.
 
 use crate::daemon::registry::Run;
-use crate::daemon::{Daemon, scheduler};
+use crate::daemon::{Daemon, scheduler, slurm};
 use crate::engine::rundir::RunStatus;
 use crate::protocol::{Control, Response};
 
@@ -82,6 +82,12 @@ fn apply(run: &mut Run, control: Control) -> Result<String, String> {
             .map_err(failed)?;
             format!("{full}: resuming")
         }
+        Control::Stop if run.slurm.as_ref().is_some_and(|s| s.not_started()) => {
+            // No worker runs yet to checkpoint: the job is simply withdrawn.
+            run.change_desired(|d| d.stop = true).map_err(failed)?;
+            let cancelled = slurm::cancel(run).map_err(failed)?;
+            format!("{full}: stopping before it started ({cancelled})")
+        }
         Control::Stop => {
             run.change_desired(|d| d.stop = true).map_err(failed)?;
             format!("{full}: checkpointing and stopping")
@@ -96,7 +102,17 @@ fn apply(run: &mut Run, control: Control) -> Result<String, String> {
         }
         Control::LrSet(value) => set_lr(run, value)?,
     };
-    Ok(message)
+    Ok(match &run.slurm {
+        Some(job) if job.not_started() && !run.desired.stop => format!(
+            "{message} (Slurm job {} has not started: its worker applies this when it does)",
+            job.job_id()
+        ),
+        Some(job) if run.desired.paused => format!(
+            "{message}; Slurm job {} keeps its allocation while paused",
+            job.job_id()
+        ),
+        _ => message,
+    })
 }
 
 fn set_lr(run: &mut Run, value: f64) -> Result<String, String> {

@@ -84,7 +84,8 @@ fn may_launch(daemon: &Daemon, name: &str, replace: bool) -> Result<(), String> 
 
 /// Every GPU the session's runs name is there, before anything is written.
 fn gpus_there(daemon: &Daemon, spec: &SessionSpec) -> Result<(), String> {
-    for run in &spec.runs {
+    // A Slurm run's GPU is on the node Slurm gives it.
+    for run in spec.runs.iter().filter(|r| r.executor.slurm().is_none()) {
         let missing = match scheduler::placement(run.device, &daemon.gpus) {
             Placement::Cuda(Some(n)) if n >= daemon.gpus.len() => n,
             Placement::Cuda(None) if daemon.gpus.is_empty() => 0,

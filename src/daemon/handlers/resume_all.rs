@@ -11,7 +11,7 @@ pub fn handle(daemon: &mut Daemon) -> Response {
     }
     let mut resumed = Vec::new();
     for run in daemon.registry.runs_mut() {
-        if run.worker.is_some() || run.state.status != RunStatus::Interrupted {
+        if run.is_live() || run.state.status != RunStatus::Interrupted {
             continue;
         }
         match scheduler::requeue(run, false) {

@@ -1,5 +1,6 @@
-//! `down`: every worker is asked to checkpoint and stop (SIGTERM: it ends `interrupted`,
-//! resumable), the daemon waits for them, answers, and stops.
+//! `down`: every local worker is asked to checkpoint and stop (SIGTERM: it ends
+//! `interrupted`, resumable), the daemon waits for them, answers, and stops. Slurm jobs go
+//! on: they belong to the cluster, and the next daemon watches them again.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,8 +24,20 @@ pub async fn handle(shared: &Arc<Shared>, stream: &mut UnixStream) -> Result<(),
                 asked.push(run.full_name());
             }
         }
-        asked
+        let jobs: Vec<String> = daemon
+            .registry
+            .runs()
+            .filter_map(|r| {
+                Some(format!(
+                    "{} (job {})",
+                    r.full_name(),
+                    r.slurm.as_ref()?.job_id()
+                ))
+            })
+            .collect();
+        (asked, jobs)
     };
+    let (asked, jobs) = asked;
     log(&format!(
         "shutting down: {} worker(s) checkpointing",
         asked.len()
@@ -36,7 +49,7 @@ pub async fn handle(shared: &Arc<Shared>, stream: &mut UnixStream) -> Result<(),
             daemon
                 .registry
                 .runs()
-                .filter(|r| r.is_live())
+                .filter(|r| r.worker.is_some())
                 .map(|r| r.full_name())
                 .collect()
         };
@@ -44,6 +57,13 @@ pub async fn handle(shared: &Arc<Shared>, stream: &mut UnixStream) -> Result<(),
             break left;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let on_slurm = match jobs.is_empty() {
+        true => String::new(),
+        false => format!(
+            "; Slurm jobs go on ({}), and `thaw up` watches them again",
+            jobs.join(", ")
+        ),
     };
     let message = match (asked.len(), left.is_empty()) {
         (0, _) => "thaw daemon stopped (no run was training)".to_string(),
@@ -57,6 +77,7 @@ pub async fn handle(shared: &Arc<Shared>, stream: &mut UnixStream) -> Result<(),
             left.join(", ")
         ),
     };
+    let message = format!("{message}{on_slurm}");
     let result = write_frame_async(stream, &Response::done(message)).await;
     let _ = shared.stop.send(true);
     result

@@ -3,7 +3,8 @@
 //! GPU with room (`runs_per_gpu` each): `tch:cuda:N` to that one, `gpu` (and `auto` where
 //! LibTorch is built in and there are GPUs) to the least busy. A run that starts from another
 //! run's best weights waits until that run has them; if it ends without them, the waiting run
-//! fails with that reason.
+//! fails with that reason. Slurm runs are submitted as soon as they are ready: Slurm
+//! decides when they start.
 
 use std::collections::HashSet;
 use std::process::Child;
@@ -37,6 +38,15 @@ pub struct Capacity<'a> {
 /// start stand-in processes.
 pub type Spawn<'a> = dyn FnMut(&RunDir, usize, Option<DeviceSpec>) -> Result<Child> + 'a;
 
+/// Submits a Slurm run's job (recording it in the run, or the run's failure).
+pub type Submit<'a> = dyn FnMut(&mut Run) -> Result<()> + 'a;
+
+/// How runs are started: local workers, Slurm jobs.
+pub struct Launch<'a, 'b> {
+    pub spawn: &'a mut Spawn<'b>,
+    pub submit: &'a mut Submit<'b>,
+}
+
 /// Where a run trains.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Placement {
@@ -61,15 +71,17 @@ pub fn placement(device: DeviceSpec, gpus: &[GpuInfo]) -> Placement {
 
 /// Whether a run is the daemon's to start: launched or resumed, not started yet.
 pub fn pending(run: &Run) -> bool {
-    run.worker.is_none() && matches!(run.state.status, RunStatus::Queued | RunStatus::Waiting)
+    !run.is_live() && matches!(run.state.status, RunStatus::Queued | RunStatus::Waiting)
 }
 
 /// Starts what can start; marks the rest queued or waiting with the reason.
-pub fn schedule(registry: &mut Registry, capacity: &Capacity, spawn: &mut Spawn) -> Result<()> {
+pub fn schedule(registry: &mut Registry, capacity: &Capacity, launch: &mut Launch) -> Result<()> {
+    let spawn = &mut *launch.spawn;
     let gpus = capacity.gpus;
+    // Only local workers use this machine's cores and GPUs.
     let live: Vec<(Placement, Option<usize>)> = registry
         .runs()
-        .filter(|r| r.is_live())
+        .filter(|r| r.worker.is_some())
         .map(|r| (placement(r.device, gpus), r.gpu))
         .collect();
     let mut cpu_busy = live.iter().filter(|(p, _)| *p == Placement::Cpu).count();
@@ -95,6 +107,9 @@ pub fn schedule(registry: &mut Registry, capacity: &Capacity, spawn: &mut Spawn)
             }
             let run = &registry.sessions[si].runs[ri];
             match dependency(&registry.sessions[si].runs, ri) {
+                Dependency::Ready if run.on_slurm() => {
+                    (launch.submit)(&mut registry.sessions[si].runs[ri])?
+                }
                 Dependency::Ready if placement(run.device, gpus) == Placement::Cpu => {
                     ready_cpu.push((si, ri))
                 }
@@ -130,7 +145,7 @@ pub fn schedule(registry: &mut Registry, capacity: &Capacity, spawn: &mut Spawn)
         let users = |registry: &Registry, gpu: Option<usize>, device: Option<&str>| {
             let names: Vec<String> = registry
                 .runs()
-                .filter(|r| r.is_live())
+                .filter(|r| r.worker.is_some())
                 .filter(|r| {
                     gpu.is_some_and(|g| r.gpu == Some(g))
                         || device.is_some_and(|d| r.device.to_string() == d)

@@ -5,6 +5,19 @@ use crate::daemon::registry::Session;
 use crate::paths::Paths;
 use crate::session::{SessionSpec, store};
 
+/// The scheduler with local workers only.
+fn schedule(registry: &mut Registry, capacity: &Capacity, spawn: &mut Spawn) -> Result<()> {
+    let mut submit = |run: &mut Run| -> Result<()> { panic!("{} is not a Slurm run", run.name) };
+    super::schedule(
+        registry,
+        capacity,
+        &mut Launch {
+            spawn,
+            submit: &mut submit,
+        },
+    )
+}
+
 fn registry(dir: &std::path::Path) -> Registry {
     session(
         dir,
@@ -317,4 +330,50 @@ fn gpus_that_are_not_there_fail_the_run_with_what_there_is() {
             false => Placement::Cpu,
         }
     );
+}
+
+#[test]
+fn slurm_runs_are_submitted_when_ready_and_take_no_local_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = session(
+        dir.path(),
+        r#"
+name = "s"
+[defaults]
+model = "mlp"
+device = "flex"
+[[runs]]
+name = "pre"
+executor = { kind = "slurm", partition = "low" }
+[[runs]]
+name = "ft"
+executor = { kind = "slurm" }
+weights = "run:pre/best"
+[[runs]]
+name = "here"
+"#,
+    );
+    let mut submitted = Vec::new();
+    let mut standins = StandIns(Vec::new());
+    let mut spawn = |d: &RunDir, t, g| standins.spawn(d, t, g);
+    let mut submit = |run: &mut Run| -> Result<()> {
+        submitted.push(run.name.clone());
+        Ok(())
+    };
+    super::schedule(
+        &mut registry,
+        &cpu_only(1),
+        &mut Launch {
+            spawn: &mut spawn,
+            submit: &mut submit,
+        },
+    )
+    .unwrap();
+    // `ft` waits for `pre`'s best weights before it is submitted; the local run has the one
+    // CPU slot to itself.
+    assert_eq!(submitted, ["pre"]);
+    let runs = &registry.sessions[0].runs;
+    assert_eq!(runs[1].state.status, RunStatus::Waiting);
+    assert_eq!(runs[2].state.status, RunStatus::Running);
+    kill(&mut registry.sessions[0].runs[2]);
 }

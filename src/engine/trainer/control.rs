@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::{Outcome, Trainer, step};
-use crate::engine::checkpoint;
+use crate::engine::checkpoint::{self, OpenLog};
 use crate::engine::data::Split;
 use crate::engine::model::Classifier;
 use crate::engine::rundir::{
@@ -193,6 +193,12 @@ impl<M: Classifier> Trainer<'_, M> {
         let previous = self.status;
         self.status = RunStatus::Checkpointing;
         self.write_state()?;
+        self.state.open_log = OpenLog {
+            loss: self.log.loss,
+            correct: self.log.correct,
+            samples: self.log.samples,
+            steps: self.log.steps,
+        };
         let model = self.model();
         let dir = checkpoint::save(
             self.run,

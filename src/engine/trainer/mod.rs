@@ -15,7 +15,7 @@ use burn::module::ParamGroup;
 use burn::optim::ModuleOptimizer;
 use burn::prelude::*;
 
-use super::checkpoint::{self, TrainState};
+use super::checkpoint::{self, OpenLog, TrainState};
 use super::data::{DataSource, DataSpec, Dataset, Split};
 use super::model::{Classifier, LayerGroup, Mlp, ModelShape, ResNet, layer_groups};
 use super::rundir::{Desired, MetricRow, RunDir, RunStatus};
@@ -205,6 +205,7 @@ impl<'a, M: Classifier> Trainer<'a, M> {
                 best_val_accuracy: None,
                 seed: spec.seed,
                 checkpoint_requests: 0,
+                open_log: OpenLog::default(),
             },
             desired: Desired::default(),
             bad_desired: None,
@@ -243,6 +244,14 @@ impl<'a, M: Classifier> Trainer<'a, M> {
         self.desired.lr_multiplier = saved.lr_multiplier;
         self.set_frozen(saved.frozen.clone(), None)?;
         self.run.truncate_metrics_after(saved.step)?;
+        let open = saved.open_log;
+        self.log = LogWindow {
+            loss: open.loss,
+            correct: open.correct,
+            samples: open.samples,
+            steps: open.steps,
+            since: None,
+        };
         self.event(
             "resumed",
             format!("resumed from checkpoint {}", dir.display()),

@@ -57,6 +57,7 @@ fn info(name: &str, status: RunStatus, step: usize, frozen: &[&str], pretrained:
         pid: (status == RunStatus::Running).then_some(1234),
         queued_reason: None,
         gpu_memory: None,
+        slurm: None,
     }
 }
 

@@ -57,6 +57,20 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
             ctx.style(Role::Text),
         ));
     }
+    if let Some(job) = &info.slurm {
+        let node = job
+            .node
+            .as_ref()
+            .map_or(String::new(), |n| format!(" on {n}"));
+        let restarts = match job.restarts {
+            0 => String::new(),
+            n => format!(", requeued {n}x"),
+        };
+        spans.push(Span::styled(
+            format!("· Slurm job {} {}{node}{restarts} ", job.job_id, job.state),
+            ctx.style(Role::Text),
+        ));
+    }
     if let Some(message) = &info.message {
         spans.push(Span::styled(format!("· {message}"), ctx.style(Role::Dim)));
     }

@@ -141,7 +141,12 @@ fn draw_table(frame: &mut Frame, area: Rect, ctx: &Ctx) {
             )),
         ];
         if width >= WIDE {
-            cells.push(Cell::from(fit(&info.device, 9)));
+            // A Slurm run's device is on a node; its job is what a user looks up.
+            let device = match &info.slurm {
+                Some(job) => format!("job {}", job.job_id),
+                None => info.device.clone(),
+            };
+            cells.push(Cell::from(fit(&device, 9)));
         }
         let fraction = match info.total_steps {
             0 => 0.0,
