@@ -235,6 +235,21 @@ pub struct SlurmInfo {
     pub restarts: u64,
 }
 
+impl SlurmInfo {
+    /// `Slurm job 42 RUNNING on n1, requeued 2x`, as `status` and the run view show it.
+    pub fn line(&self) -> String {
+        let node = self
+            .node
+            .as_ref()
+            .map_or(String::new(), |n| format!(" on {n}"));
+        let restarts = match self.restarts {
+            0 => String::new(),
+            n => format!(", requeued {n}x"),
+        };
+        format!("Slurm job {} {}{node}{restarts}", self.job_id, self.state)
+    }
+}
+
 impl RunInfo {
     /// `session/run`.
     pub fn full_name(&self) -> String {

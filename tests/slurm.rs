@@ -168,6 +168,51 @@ name = "here"
 }
 
 #[test]
+fn a_run_warned_of_its_time_limit_checkpoints_requeues_itself_and_resumes() {
+    let Some(slurm) = Slurm::start() else { return };
+    let daemon = daemon(&slurm);
+    // A 2-minute limit with a 100 s grace: Slurm sends USR1 20 s or more into the job (it
+    // looks at time limits every half minute or so), long before the limit kills anything.
+    let runs =
+        "executor = { kind = \"slurm\", time = \"2\", grace = 100 }\n[[runs]]\nname = \"a\"\n";
+    daemon.launch("lim.toml", &session("lim", 2000, runs));
+    let run = daemon.wait_run("lim/a", 60, "training on the node", |r| {
+        r.status == RunStatus::Running && r.step > 0
+    });
+    let id = run.slurm.expect("a Slurm job").job_id;
+    slurm.wait_job(id, 150, "requeued by its own batch script", |j| {
+        j.restarts >= 1
+    });
+    let dir = daemon.home.run_dir("lim", "a");
+    let run = daemon.wait_run("lim/a", 120, "training again, resumed", |r| {
+        r.status == RunStatus::Running && !events(&dir, "resumed").is_empty()
+    });
+    assert_eq!(
+        run.slurm.as_ref().unwrap().job_id,
+        id,
+        "requeued under its id"
+    );
+    assert!(run.slurm.unwrap().restarts >= 1);
+    // The warning, not a kill: checkpointed at a step and resumed from that very step.
+    let interrupted = events(&dir, "interrupted");
+    let warned = interrupted
+        .first()
+        .unwrap_or_else(|| panic!("no interrupted event: {:?}", dir.read_events()));
+    assert!(warned.message.contains("SIGUSR1"), "{}", warned.message);
+    assert_eq!(events(&dir, "resumed")[0].step, warned.step);
+    let log = std::fs::read_to_string(dir.root.join(format!("slurm-{id}.log"))).unwrap();
+    assert!(
+        log.contains(&format!(
+            "checkpointed before the time limit; requeueing job {id}"
+        )),
+        "{log}"
+    );
+    assert!(!events(&dir, "requeued").is_empty());
+    daemon.ok(&["stop", "lim/a"]);
+    daemon.wait_run("lim/a", 60, "stopped", |r| r.status == RunStatus::Stopped);
+}
+
+#[test]
 fn scancel_from_outside_leaves_the_run_interrupted_and_resumable() {
     let Some(slurm) = Slurm::start() else { return };
     let daemon = daemon(&slurm);
@@ -264,12 +309,58 @@ epochs = 1
     });
     // A pending job is withdrawn at once.
     let said = daemon.ok(&["stop", "bad/later"]);
-    assert!(said.contains("cancelled"), "{said}");
+    assert!(said.contains("cancelling Slurm job"), "{said}");
     daemon.wait_run("bad/later", 30, "stopped", |r| {
         r.status == RunStatus::Stopped
     });
     let id = daemon.run("bad/later").slurm.unwrap().job_id;
     assert_eq!(slurm.job(id).unwrap().state, "CANCELLED");
+}
+
+#[test]
+fn a_run_directory_the_node_cannot_see_fails_the_run_saying_so() {
+    let Some(slurm) = Slurm::start() else { return };
+    let mut daemon = Daemon::stopped(2);
+    daemon.home.write(
+        "config/config.toml",
+        "cpu_slots = 2\nslurm_poll_secs = 0.5\nslurm_start_timeout_secs = 20\n",
+    );
+    daemon.home.env = slurm.env();
+    // The daemon keeps its data on a tmpfs in a mount namespace of its own, as on a login
+    // node whose THAW_HOME is a local disk: the node (slurmd, outside the namespace) sees an
+    // empty directory there.
+    let data = daemon.home.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let up = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount -t tmpfs thaw "$1" && exec "$2" up"#)
+        .arg("sh")
+        .arg(&data)
+        .arg(env!("CARGO_BIN_EXE_thaw"))
+        .env("THAW_HOME", daemon.home.path())
+        .envs(slurm.env())
+        .output()
+        .expect("run unshare");
+    assert!(
+        up.status.success(),
+        "a daemon in a mount namespace of its own: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let runs = "executor = { kind = \"slurm\" }\n[[runs]]\nname = \"a\"\n";
+    daemon.launch("ns.toml", &session("ns", 200, runs));
+    assert!(
+        !data.join("sessions").exists(),
+        "the run directory is the daemon's alone"
+    );
+    let run = daemon.wait_run("ns/a", 90, "failed", |r| r.status == RunStatus::Failed);
+    let message = run.message.unwrap_or_default();
+    assert!(
+        message.contains("is the run directory on a filesystem th") && message.contains("shares"),
+        "{message}"
+    );
+    eprintln!("the run failed with: {message}");
+    let id = run.slurm.expect("its job").job_id;
+    assert!(message.contains(&format!("Slurm job {id}")), "{message}");
 }
 
 /// Needs no cluster: a daemon that cannot find sbatch fails the Slurm run with that, and
@@ -316,6 +407,10 @@ fn bad_executor_settings_are_refused_at_launch() {
             "thaw sets --output",
         ),
         ("{ kind = \"pbs\" }", "unknown executor kind"),
+        (
+            "{ kind = \"slurm\", time = \"2\" }",
+            "not less than the time limit",
+        ),
     ] {
         let path = daemon.home.write(
             "x.toml",

@@ -276,18 +276,7 @@ pub fn status_table(runs: &[RunInfo], colour: bool) -> String {
         if let Some(job) = &run.slurm
             && !note.is_some_and(|n| n.contains("Slurm job"))
         {
-            let node = job
-                .node
-                .as_ref()
-                .map_or(String::new(), |n| format!(" on {n}"));
-            let restarts = match job.restarts {
-                0 => String::new(),
-                n => format!(", requeued {n}x"),
-            };
-            out.push_str(&format!(
-                "{:<name_width$}    Slurm job {} {}{node}{restarts}\n",
-                "", job.job_id, job.state
-            ));
+            out.push_str(&format!("{:<name_width$}    {}\n", "", job.line()));
         }
     }
     out

@@ -177,6 +177,11 @@ impl Daemon {
 
     /// Brings the Slurm runs up to date with squeue's newest listing, if one came.
     fn watch_slurm(&mut self) {
+        for run in self.registry.runs_mut() {
+            if let Err(e) = slurm::submitted(run) {
+                log(&format!("{}: {e:#}", run.full_name()));
+            }
+        }
         let watching = self.registry.runs().any(|r| r.slurm.is_some());
         let Some(listing) = self.squeue.take(watching) else {
             return;
@@ -186,7 +191,10 @@ impl Daemon {
         }
         let timeout = self.config.slurm_start_timeout;
         for run in self.registry.runs_mut() {
-            let mut cancel = |id| crate::executor::slurm::cancel(id, None);
+            let mut cancel = |id| {
+                slurm::cancel_job(id);
+                Ok(())
+            };
             if let Err(e) = slurm::reconcile(run, &listing, timeout, &mut cancel) {
                 log(&format!("{}: {e:#}", run.full_name()));
             }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::slurm::SlurmRun;
+use super::slurm::{SlurmRun, Submitting};
 use super::tail::RunTail;
 use super::workers::Worker;
 use crate::engine::device::DeviceSpec;
@@ -38,6 +38,8 @@ pub struct Run {
     pub worker: Option<Worker>,
     /// Its Slurm job, while Slurm has it (pending, running, requeued).
     pub slurm: Option<SlurmRun>,
+    /// sbatch, while it runs for this run.
+    pub submitting: Option<Submitting>,
     /// Its latest Slurm job as `slurm.json` records it, also after it ended.
     pub job: Option<JobRecord>,
     /// What a queued or waiting run waits for.
@@ -76,6 +78,7 @@ impl Run {
             desired,
             worker: None,
             slurm: None,
+            submitting: None,
             queued_reason: None,
             groups: None,
             transfer: None,
@@ -98,9 +101,10 @@ impl Run {
             .collect()
     }
 
-    /// Whether a worker process trains it now, or its Slurm job may still run.
+    /// Whether a worker process trains it now, or its Slurm job may still run (or is being
+    /// submitted).
     pub fn is_live(&self) -> bool {
-        self.worker.is_some() || self.slurm.is_some()
+        self.worker.is_some() || self.slurm.is_some() || self.submitting.is_some()
     }
 
     /// Whether its workers run as Slurm jobs.

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -169,8 +169,16 @@ impl Watcher {
     }
 }
 
-/// Submits a run whose turn it is; on failure the run fails with Slurm's message and the
-/// others go on.
+/// A submission under way: sbatch runs on a thread of its own, so a slow or unreachable
+/// slurmctld never holds up the daemon, and the job's record is written as soon as sbatch
+/// answers (a daemon stopped meanwhile finds the job in `slurm.json`).
+#[derive(Debug)]
+pub struct Submitting {
+    answer: mpsc::Receiver<Result<JobRecord, String>>,
+    partition: Option<String>,
+}
+
+/// Starts submitting a run whose turn it is; [`submitted`] takes sbatch's answer.
 pub fn submit(run: &mut Run) -> Result<()> {
     let spec = run
         .spec
@@ -179,40 +187,65 @@ pub fn submit(run: &mut Run) -> Result<()> {
         .expect("only Slurm runs are submitted")
         .clone();
     run.change_desired(|d| d.stop = false)?;
-    let id = match slurm::submit(&run.dir, &run.full_name(), &spec) {
-        Ok(id) => id,
-        Err(e) => {
-            let why = format!("cannot submit to Slurm: {e:#}");
-            super::log(&format!("{}: {why}", run.full_name()));
-            run.queued_reason = None;
-            return workers::record(run, RunStatus::Failed, "error", why);
-        }
-    };
-    let record = JobRecord {
-        job_id: id,
-        submitted: now(),
-        state: "SUBMITTED".into(),
-        ended: false,
-        node: String::new(),
-        restarts: 0,
-    };
-    record.write(&run.dir)?;
-    run.job = Some(record.clone());
-    run.slurm = Some(SlurmRun::new(record));
+    let (send, answer) = mpsc::channel();
+    let (dir, name) = (run.dir.clone(), run.full_name());
+    let partition = spec.partition.clone();
+    std::thread::Builder::new()
+        .name("sbatch".into())
+        .spawn(move || {
+            let record = slurm::submit(&dir, &name, &spec).and_then(|id| {
+                let record = JobRecord {
+                    job_id: id,
+                    submitted: now(),
+                    state: "SUBMITTED".into(),
+                    ended: false,
+                    node: String::new(),
+                    restarts: 0,
+                };
+                record.write(&dir)?;
+                Ok(record)
+            });
+            let _ = send.send(record.map_err(|e| format!("{e:#}")));
+        })?;
+    run.submitting = Some(Submitting { answer, partition });
     run.queued_reason = None;
-    let on = spec
-        .partition
-        .as_ref()
-        .map_or(String::new(), |p| format!(" on partition {p}"));
-    let message = format!("submitted as Slurm job {id}{on}");
-    event(run, "slurm", &message)?;
     // No worker has written yet: the one that does puts its pid here.
     run.state.status = RunStatus::Queued;
-    run.state.message = Some(message.clone());
+    run.state.message = Some("submitting to Slurm (sbatch)".into());
     run.state.pid = 0;
     run.state.pid_start = 0;
     run.state.host = String::new();
     run.state.updated = now();
+    run.dir.write_state(&run.state)
+}
+
+/// Takes sbatch's answer for a run being submitted, once it has come: the job is watched
+/// from then on, or the run fails with Slurm's message and the others go on.
+pub fn submitted(run: &mut Run) -> Result<()> {
+    let Some(submitting) = &run.submitting else {
+        return Ok(());
+    };
+    let answer = match submitting.answer.try_recv() {
+        Ok(answer) => answer,
+        Err(mpsc::TryRecvError::Empty) => return Ok(()),
+        Err(mpsc::TryRecvError::Disconnected) => Err("sbatch's thread ended unanswered".into()),
+    };
+    let partition = run.submitting.take().and_then(|s| s.partition);
+    let record = match answer {
+        Ok(record) => record,
+        Err(e) => {
+            let why = format!("cannot submit to Slurm: {e}");
+            super::log(&format!("{}: {why}", run.full_name()));
+            return workers::record(run, RunStatus::Failed, "error", why);
+        }
+    };
+    let id = record.job_id;
+    run.job = Some(record.clone());
+    run.slurm = Some(SlurmRun::new(record));
+    let on = partition.map_or(String::new(), |p| format!(" on partition {p}"));
+    let message = format!("submitted as Slurm job {id}{on}");
+    event(run, "slurm", &message)?;
+    run.state.message = Some(message.clone());
     run.dir.write_state(&run.state)?;
     super::log(&format!("{}: {message}", run.full_name()));
     Ok(())
@@ -274,7 +307,7 @@ pub fn reconcile(
         if since.elapsed() > start_timeout {
             let log = run.dir.root.join(format!("slurm-{id}.log"));
             let why = format!(
-                "Slurm job {id} has run on {} for {:.0} s, but its worker has not written {}: is the run directory on a filesystem that node shares? (see {})",
+                "Slurm job {id} has run on {} for {:.0} s, but its worker has not written {}: is the run directory on a filesystem that node shares too? (see {})",
                 job.node,
                 start_timeout.as_secs_f64(),
                 run.dir.state_path().display(),
@@ -363,11 +396,17 @@ fn ended(run: &mut Run, job: Option<&Job>) -> Result<()> {
             let exit = job.map_or_else(String::new, |j| format!(", {}", j.exit()));
             let said = slurm::last_log_line(&run.dir, id)
                 .map_or(String::new(), |line| format!(": {line:?}"));
+            let see = match log.exists() {
+                true => format!("see {}", log.display()),
+                false => format!(
+                    "its log {} is not there either: is the run directory on a filesystem the node{} shares?",
+                    log.display(),
+                    job.filter(|j| !j.node.is_empty())
+                        .map_or(String::new(), |j| format!(" {}", j.node))
+                ),
+            };
             let why = worker_error.unwrap_or_else(|| {
-                format!(
-                    "Slurm job {id} ended {state}{exit} without its worker recording why{said}; see {}",
-                    log.display()
-                )
+                format!("Slurm job {id} ended {state}{exit} without its worker recording why{said}; {see}")
             });
             finish(run, RunStatus::Failed, "error", why)
         }
@@ -391,15 +430,30 @@ fn event(run: &Run, kind: &str, message: &str) -> Result<()> {
     })
 }
 
-/// Cancels a run's job now, for a stop before the job runs.
+/// Cancels a run's job, for a stop before the job runs.
 pub fn cancel(run: &mut Run) -> Result<String> {
     let Some(watch) = run.slurm.as_mut() else {
         anyhow::bail!("{} has no Slurm job", run.full_name());
     };
     let id = watch.job_id();
-    slurm::cancel(id, None)?;
+    cancel_job(id);
     watch.cancelled = true;
-    Ok(format!("Slurm job {id} cancelled"))
+    Ok(format!("cancelling Slurm job {id}"))
+}
+
+/// scancel on a thread of its own (a slow slurmctld never holds up the daemon); a failure
+/// goes to the daemon's log, and the job goes on being watched.
+pub fn cancel_job(id: u64) {
+    let spawned = std::thread::Builder::new()
+        .name("scancel".into())
+        .spawn(move || {
+            if let Err(e) = slurm::cancel(id, None) {
+                super::log(&format!("cannot cancel Slurm job {id}: {e:#}"));
+            }
+        });
+    if let Err(e) = spawned {
+        super::log(&format!("cannot cancel Slurm job {id}: {e}"));
+    }
 }
 
 #[cfg(test)]
@@ -566,6 +620,16 @@ mod tests {
             message.contains("exit status 127") && message.contains("No such file"),
             "{message}"
         );
+        // No log in the run directory: the node wrote it somewhere thaw cannot see.
+        let dir = tempfile::tempdir().unwrap();
+        let mut run = watched(dir.path());
+        see(&mut run, &[job("FAILED", "NonZeroExitCode", 0)]);
+        let message = run.state.message.clone().unwrap();
+        assert!(
+            message.contains("is not there either")
+                && message.contains("filesystem the node n1 shares"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -603,6 +667,9 @@ mod tests {
         );
         assert_eq!(run.state.status, RunStatus::Failed);
         let message = run.state.message.clone().unwrap();
-        assert!(message.contains("filesystem that node shares"), "{message}");
+        assert!(
+            message.contains("filesystem that node shares too"),
+            "{message}"
+        );
     }
 }

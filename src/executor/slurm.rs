@@ -107,8 +107,13 @@ impl Job {
     /// How the batch script ended, in words.
     pub fn exit(&self) -> String {
         match (self.exit_code >> 8, self.exit_code & 0x7f) {
-            (_, 0) => format!("exit status {}", self.exit_code >> 8),
-            (_, signal) => format!("killed by signal {signal}"),
+            (status, 0) => format!("exit status {status}"),
+            (_, signal @ 1..32) => format!("killed by signal {signal}"),
+            // Not a signal: slurmstepd's own failure before the script ran (0:53 is the
+            // familiar one, when the node cannot open the job's --output file).
+            (status, code) => format!(
+                "Slurm exit code {status}:{code} (the batch script did not start: often the node cannot open its log file)"
+            ),
         }
     }
 
@@ -124,42 +129,82 @@ pub fn jobs() -> Result<HashMap<u64, Job>> {
     parse_jobs(&out)
 }
 
-/// The jobs of `squeue --json`'s output.
+/// The jobs of `squeue --json`'s output: 22.05's plain values, or 23.02 and later's
+/// (`job_state` a list of the state and its flags, numbers as `{"set", "number"}`, the exit
+/// code as `{"return_code", "signal"}`).
 pub fn parse_jobs(text: &str) -> Result<HashMap<u64, Job>> {
+    use serde_json::Value;
     #[derive(Deserialize)]
     struct Listing {
         jobs: Vec<Raw>,
     }
     #[derive(Deserialize)]
     struct Raw {
-        job_id: u64,
-        job_state: String,
+        job_id: Value,
+        job_state: Value,
         #[serde(default)]
         state_reason: String,
         #[serde(default)]
-        restart_cnt: u64,
+        restart_cnt: Value,
         #[serde(default)]
         batch_host: String,
         #[serde(default)]
-        exit_code: i64,
+        exit_code: Value,
+    }
+    /// A number, or 23.02's `{"set": true, "number": N}`.
+    fn number(v: &Value) -> Option<i64> {
+        match v {
+            Value::Object(o) if o.get("set") != Some(&Value::Bool(false)) => {
+                number(o.get("number")?)
+            }
+            v => v.as_i64(),
+        }
+    }
+    /// The state, or the first of 23.02's list (the rest are flags such as `COMPLETING`).
+    fn state(v: &Value) -> Option<String> {
+        match v {
+            Value::Array(a) => a.first()?.as_str().map(String::from),
+            v => v.as_str().map(String::from),
+        }
+    }
+    /// A wait status (`status << 8 | signal`) from 22.05's number or 23.02's object.
+    fn wait_status(v: &Value) -> i64 {
+        match v {
+            Value::Object(o) => {
+                let status = o.get("return_code").and_then(number).unwrap_or(0);
+                let signal = o
+                    .get("signal")
+                    .and_then(|s| s.get("id"))
+                    .and_then(number)
+                    .unwrap_or(0);
+                (status << 8) | (signal & 0x7f)
+            }
+            v => number(v).unwrap_or(0),
+        }
     }
     let listing: Listing = serde_json::from_str(text)
         .context("squeue --json printed something that is not its job listing")?;
-    Ok(listing
+    listing
         .jobs
         .into_iter()
         .map(|j| {
+            let id = number(&j.job_id)
+                .and_then(|id| u64::try_from(id).ok())
+                .with_context(|| format!("squeue --json listed a job id {}", j.job_id))?;
+            let state = state(&j.job_state).with_context(|| {
+                format!("squeue --json listed job {id} in state {}", j.job_state)
+            })?;
             let job = Job {
-                id: j.job_id,
-                state: j.job_state,
+                id,
+                state,
                 reason: j.state_reason,
-                restarts: j.restart_cnt,
+                restarts: number(&j.restart_cnt).map_or(0, |n| n.max(0) as u64),
                 node: j.batch_host,
-                exit_code: j.exit_code,
+                exit_code: wait_status(&j.exit_code),
             };
-            (job.id, job)
+            Ok((id, job))
         })
-        .collect())
+        .collect()
 }
 
 /// Writes the run's batch script and submits it; returns the job id.
@@ -387,5 +432,21 @@ mod tests {
         assert!(jobs[&7].pending() && jobs[&7].reason() == Some("Resources"));
         assert!(jobs[&8].running() && jobs[&8].reason().is_none() && jobs[&8].node == "n1");
         assert!(parse_jobs("squeue: error").is_err());
+        // 23.02 and later: states as lists, numbers and exit codes as objects.
+        let listing = r#"{"jobs":[
+            {"job_id":9,"job_state":["RUNNING","COMPLETING"],"state_reason":"None","restart_cnt":2,"batch_host":"n2",
+             "exit_code":{"status":["SUCCESS"],"return_code":{"set":true,"infinite":false,"number":0},"signal":{"id":{"set":false,"infinite":false,"number":0},"name":""}}},
+            {"job_id":10,"job_state":["FAILED"],"restart_cnt":{"set":true,"number":0},
+             "exit_code":{"status":["ERROR"],"return_code":{"set":true,"number":127},"signal":{"id":{"set":true,"number":0}}}}]}"#;
+        let jobs = parse_jobs(listing).unwrap();
+        assert!(jobs[&9].running() && jobs[&9].restarts == 2 && jobs[&9].node == "n2");
+        assert!(jobs[&10].ended() && jobs[&10].exit() == "exit status 127");
+        let failed = |exit_code| Job {
+            exit_code,
+            ..jobs[&10].clone()
+        };
+        assert_eq!(failed(9).exit(), "killed by signal 9");
+        assert!(failed(53).exit().starts_with("Slurm exit code 0:53"));
+        assert!(parse_jobs(r#"{"jobs":[{"job_id":"x","job_state":"RUNNING"}]}"#).is_err());
     }
 }

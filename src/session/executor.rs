@@ -82,13 +82,14 @@ impl SlurmSpec {
         word("partition", &self.partition)?;
         word("gres", &self.gres)?;
         word("account", &self.account)?;
-        if let Some(time) = &self.time
-            && !valid_time(time)
-        {
-            return Err(format!(
-                "time {time:?} is not a Slurm time limit: use MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS (\"08:00:00\")"
-            ));
-        }
+        let limit = match &self.time {
+            Some(time) => Some(time_limit_secs(time).ok_or_else(|| {
+                format!(
+                    "time {time:?} is not a Slurm time limit: use MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS (\"08:00:00\")"
+                )
+            })?),
+            None => None,
+        };
         for arg in &self.extra_args {
             let name = arg.split('=').next().unwrap_or(arg);
             if OWN_OPTIONS.contains(&name) || ["-o", "-e", "-D"].contains(&name) {
@@ -107,6 +108,21 @@ impl SlurmSpec {
                 "grace must be at least 1 second: the worker needs time to checkpoint".into(),
             );
         }
+        if self.grace > MAX_GRACE {
+            return Err(format!(
+                "grace {} s is more than sbatch's --signal takes ({MAX_GRACE} s)",
+                self.grace
+            ));
+        }
+        if let Some(limit) = limit
+            && u64::from(self.grace) >= limit
+        {
+            return Err(format!(
+                "grace {} s is not less than the time limit {:?} ({limit} s): the job would be told to checkpoint and requeue as soon as it starts; give a grace shorter than the limit",
+                self.grace,
+                self.time.as_deref().unwrap_or_default()
+            ));
+        }
         Ok(())
     }
 
@@ -116,22 +132,43 @@ impl SlurmSpec {
     }
 }
 
-/// `MM`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM`, `D-HH:MM:SS`, or `UNLIMITED`/`INFINITE`.
-fn valid_time(time: &str) -> bool {
+/// The most seconds `--signal=B:USR1@SECS` takes.
+const MAX_GRACE: u32 = 65535;
+
+/// The seconds of a Slurm time limit: `MM`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM`,
+/// `D-HH:MM:SS`, or `UNLIMITED`/`INFINITE` (`u64::MAX`); `None` when it is none of these.
+fn time_limit_secs(time: &str) -> Option<u64> {
     if matches!(time, "UNLIMITED" | "INFINITE" | "unlimited" | "infinite") {
-        return true;
+        return Some(u64::MAX);
     }
-    let numbers = |s: &str, most: usize| {
-        let parts: Vec<&str> = s.split(':').collect();
-        parts.len() <= most
-            && parts
-                .iter()
-                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    let numbers = |s: &str| -> Option<Vec<u64>> {
+        s.split(':')
+            .map(|p| {
+                (!p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+                    .then(|| p.parse().ok())
+                    .flatten()
+            })
+            .collect()
     };
-    match time.split_once('-') {
-        Some((days, rest)) => numbers(days, 1) && numbers(rest, 3),
-        None => numbers(time, 3),
-    }
+    let secs = match time.split_once('-') {
+        Some((days, rest)) => {
+            let days: u64 = numbers(days).filter(|d| d.len() == 1)?[0];
+            let [h, m, s] = match numbers(rest)?[..] {
+                [h] => [h, 0, 0],
+                [h, m] => [h, m, 0],
+                [h, m, s] => [h, m, s],
+                _ => return None,
+            };
+            days * 86400 + h * 3600 + m * 60 + s
+        }
+        None => match numbers(time)?[..] {
+            [m] => m * 60,
+            [m, s] => m * 60 + s,
+            [h, m, s] => h * 3600 + m * 60 + s,
+            _ => return None,
+        },
+    };
+    Some(secs)
 }
 
 impl ExecutorSpec {
@@ -266,8 +303,25 @@ mod tests {
         assert!(bad("extra_args = [\"mem=8G\"]").contains("not an sbatch option"));
         assert!(bad("partition = \"gpu a100\"").contains("one word"));
         assert!(bad("grace = 0").contains("at least 1"));
-        for ok in ["30", "30:00", "08:00:00", "2-12", "2-12:30", "2-12:30:00"] {
-            assert!(valid_time(ok), "{ok}");
+        assert!(bad("grace = 70000").contains("65535"));
+        let err = bad("time = \"2\", grace = 120");
+        assert!(
+            err.contains("not less than the time limit \"2\" (120 s)"),
+            "{err}"
+        );
+        for (time, secs) in [
+            ("30", 1800),
+            ("30:10", 1810),
+            ("08:00:00", 28800),
+            ("2-12", 216000),
+            ("2-12:30", 217800),
+            ("2-12:30:05", 217805),
+            ("UNLIMITED", u64::MAX),
+        ] {
+            assert_eq!(time_limit_secs(time), Some(secs), "{time}");
+        }
+        for bad in ["", "1:2:3:4", "a", "1-", "-1", "1-2-3", "1:", "1-1:2:3:4"] {
+            assert_eq!(time_limit_secs(bad), None, "{bad:?}");
         }
     }
 }

@@ -88,6 +88,10 @@ fn apply(run: &mut Run, control: Control) -> Result<String, String> {
             let cancelled = slurm::cancel(run).map_err(failed)?;
             format!("{full}: stopping before it started ({cancelled})")
         }
+        Control::Stop if run.submitting.is_some() => {
+            run.change_desired(|d| d.stop = true).map_err(failed)?;
+            format!("{full}: stopping; its Slurm job is cancelled as soon as sbatch answers")
+        }
         Control::Stop => {
             run.change_desired(|d| d.stop = true).map_err(failed)?;
             format!("{full}: checkpointing and stopping")

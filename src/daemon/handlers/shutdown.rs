@@ -24,20 +24,8 @@ pub async fn handle(shared: &Arc<Shared>, stream: &mut UnixStream) -> Result<(),
                 asked.push(run.full_name());
             }
         }
-        let jobs: Vec<String> = daemon
-            .registry
-            .runs()
-            .filter_map(|r| {
-                Some(format!(
-                    "{} (job {})",
-                    r.full_name(),
-                    r.slurm.as_ref()?.job_id()
-                ))
-            })
-            .collect();
-        (asked, jobs)
+        asked
     };
-    let (asked, jobs) = asked;
     log(&format!(
         "shutting down: {} worker(s) checkpointing",
         asked.len()
@@ -49,7 +37,8 @@ pub async fn handle(shared: &Arc<Shared>, stream: &mut UnixStream) -> Result<(),
             daemon
                 .registry
                 .runs()
-                .filter(|r| r.worker.is_some())
+                // A job sbatch is submitting is waited for too, so it is watched again.
+                .filter(|r| r.worker.is_some() || r.submitting.is_some())
                 .map(|r| r.full_name())
                 .collect()
         };
@@ -58,6 +47,18 @@ pub async fn handle(shared: &Arc<Shared>, stream: &mut UnixStream) -> Result<(),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    let jobs: Vec<String> = shared
+        .lock()
+        .registry
+        .runs()
+        .filter_map(|r| {
+            Some(format!(
+                "{} (job {})",
+                r.full_name(),
+                r.slurm.as_ref()?.job_id()
+            ))
+        })
+        .collect();
     let on_slurm = match jobs.is_empty() {
         true => String::new(),
         false => format!(

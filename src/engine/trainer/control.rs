@@ -26,7 +26,11 @@ impl<M: Classifier> Trainer<'_, M> {
                 self.status = RunStatus::Interrupted;
                 self.event(
                     "interrupted",
-                    "interrupted by a signal: checkpointed, resumable".into(),
+                    format!(
+                        "interrupted by {}: checkpointed at step {}, resumable",
+                        crate::signals::received(),
+                        self.state.step
+                    ),
                     vec![],
                 )?;
                 self.write_state()?;

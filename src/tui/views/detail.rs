@@ -58,16 +58,8 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
         ));
     }
     if let Some(job) = &info.slurm {
-        let node = job
-            .node
-            .as_ref()
-            .map_or(String::new(), |n| format!(" on {n}"));
-        let restarts = match job.restarts {
-            0 => String::new(),
-            n => format!(", requeued {n}x"),
-        };
         spans.push(Span::styled(
-            format!("· Slurm job {} {}{node}{restarts} ", job.job_id, job.state),
+            format!("· {} ", job.line()),
             ctx.style(Role::Text),
         ));
     }
