@@ -163,6 +163,14 @@ fn main() -> ExitCode {
     let Some(command) = cli.command else {
         return exit(thaw::cli::dashboard::bare(dashboard(None)));
     };
+    if prints_for_pipes(&command) {
+        // `thaw weights inspect F | head`: a reader that goes away ends thaw quietly, as it
+        // ends cat, instead of println! panicking on the broken pipe.
+        // SAFETY: restoring the default action before any thread is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = match command {
         Command::Attach { session } => thaw::cli::dashboard::attach(dashboard(session)),
         Command::Demo { restart } => thaw::cli::dashboard::demo(dashboard(None), restart),
@@ -229,6 +237,24 @@ fn main() -> ExitCode {
             .map_err(anyhow::Error::from),
     };
     exit(result)
+}
+
+/// Commands whose output is often piped into another program. Not the dashboard, the
+/// daemon or workers, which handle a closed socket or pipe themselves, nor `train`.
+fn prints_for_pipes(command: &Command) -> bool {
+    use thaw::cli::daemon::DaemonCommand;
+    match command {
+        Command::Weights { .. }
+        | Command::Predict { .. }
+        | Command::Export { .. }
+        | Command::Compare { .. }
+        | Command::Data { .. } => true,
+        Command::Daemon(command) => matches!(
+            command,
+            DaemonCommand::Status { .. } | DaemonCommand::Logs { .. }
+        ),
+        _ => false,
+    }
 }
 
 fn exit(result: anyhow::Result<i32>) -> ExitCode {

@@ -208,18 +208,7 @@ fn reap(slot: &mut Slot) -> Result<()> {
             .unwrap_or(RunStatus::Failed);
         slot.result = Some(status);
         if status == RunStatus::Failed {
-            let why = slot
-                .run
-                .read_state()
-                .ok()
-                .and_then(|s| s.message)
-                .unwrap_or_else(|| {
-                    format!(
-                        "the worker exited without a reason; see {}",
-                        slot.run.root.join("worker.log").display()
-                    )
-                });
-            eprintln!("{}: failed: {why}", slot.name);
+            eprintln!("{}: failed: {}", slot.name, failure(&slot.run));
         }
     }
     Ok(())
@@ -290,6 +279,19 @@ fn draw(slots: &[Slot], previous: usize) -> Result<usize> {
     Ok(slots.len())
 }
 
+/// Why a run failed, as its worker (or thaw) recorded it.
+fn failure(run: &RunDir) -> String {
+    run.read_state()
+        .ok()
+        .and_then(|s| s.message)
+        .unwrap_or_else(|| {
+            format!(
+                "the worker exited without a reason; see {}",
+                run.root.join("worker.log").display()
+            )
+        })
+}
+
 fn summary(slots: &[Slot]) -> Result<i32> {
     let mut code = 0;
     for slot in slots {
@@ -298,14 +300,19 @@ fn summary(slots: &[Slot]) -> Result<i32> {
             .result
             .or(state.as_ref().map(|s| s.status))
             .unwrap_or(RunStatus::Queued);
-        let acc = state
-            .and_then(|s| s.best_val_accuracy)
-            .map(|a| format!("best val acc {:.1}%", a * 100.0))
-            .unwrap_or_default();
+        // A failure says why here too: its first report may have scrolled far away.
+        let said = match status {
+            RunStatus::Failed => Some(failure(&slot.run)),
+            _ => state
+                .as_ref()
+                .and_then(|s| s.best_val_accuracy)
+                .map(|a| format!("best val acc {:.1}%", a * 100.0)),
+        };
         println!(
-            "{}: {} {acc}",
+            "{}: {} {}",
             slot.name,
-            format!("{status:?}").to_lowercase()
+            format!("{status:?}").to_lowercase(),
+            said.unwrap_or_default()
         );
         code = match status {
             RunStatus::Failed => 1,

@@ -204,6 +204,10 @@ fn bad_data_fails_the_run_with_the_path_named() {
             String::from_utf8_lossy(&out.stderr).contains(&why),
             "reason printed"
         );
+        // The closing summary says it again, after all the progress lines.
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let last = stdout.lines().rfind(|l| l.starts_with("r: ")).unwrap_or("");
+        assert_eq!(last, format!("r: failed {why}"), "{stdout}");
     }
 }
 

@@ -598,3 +598,32 @@ fn remap_and_exclude_rules_rename_and_drop_file_tensors() {
         }
     });
 }
+
+/// `thaw weights inspect F | head -0`: the reader is gone before thaw prints; thaw ends as
+/// cat would (SIGPIPE), without a panic on stderr.
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let home = common::Home::new();
+    let header = br#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header);
+    bytes.extend_from_slice(&1.0f32.to_le_bytes());
+    let file = home.path().join("w.safetensors");
+    std::fs::write(&file, bytes).unwrap();
+    let listed = home.run_cmd(&["weights", "inspect", file.to_str().unwrap()]);
+    assert!(listed.status.success() && String::from_utf8_lossy(&listed.stdout).contains("w"));
+    let mut child = home
+        .thaw()
+        .args(["weights", "inspect", file.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{stderr}");
+}

@@ -240,3 +240,25 @@ fn without_colour_chart_lines_differ_by_their_dots_and_the_legend_says_which() {
         "{ascii}"
     );
 }
+
+#[test]
+fn the_header_counts_waiting_runs_apart_and_a_run_not_started_has_no_step_total() {
+    let mut app = fixture::app(false);
+    let late = app.board.runs.iter().position(|r| r.info.name == "late");
+    let late = late.expect("the fixture's queued run");
+    app.board.runs[late].info.status = crate::engine::rundir::RunStatus::Waiting;
+    app.board.runs[late].info.total_steps = 0;
+    let wide = screen(&app, 160, 48);
+    let header = wide.lines().next().unwrap_or_default();
+    assert!(
+        header.contains("5 runs: 2 running, 0 queued, 1 waiting"),
+        "{header}"
+    );
+    press(&mut app, &format!("{}\n", "j".repeat(late)));
+    let detail = screen(&app, 160, 48);
+    let title = detail.lines().nth(1).unwrap_or_default();
+    assert!(
+        title.contains("demo/late") && title.contains("· step 0 ·"),
+        "{detail}"
+    );
+}

@@ -38,11 +38,14 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
         ),
         Span::styled(
             format!(
-                "· {} on {} · step {}/{} · epoch {}/{} · lr x{} ",
+                "· {} on {} · step {} · epoch {}/{} · lr x{} ",
                 info.model,
                 info.device,
-                info.step,
-                info.total_steps,
+                // The total is known once the worker has read the data.
+                match info.total_steps {
+                    0 => info.step.to_string(),
+                    total => format!("{}/{total}", info.step),
+                },
                 info.epoch.min(info.epochs),
                 info.epochs,
                 info.lr_multiplier

@@ -18,10 +18,15 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
     let runs = &app.board.runs;
     let count = |status: RunStatus| runs.iter().filter(|r| r.info.status == status).count();
     let running = count(RunStatus::Running) + count(RunStatus::Checkpointing);
-    let waiting = count(RunStatus::Queued) + count(RunStatus::Waiting);
+    let queued = count(RunStatus::Queued);
+    // Waiting for another run's weights is not waiting for a slot: said apart, when any.
+    let waiting = match count(RunStatus::Waiting) {
+        0 => String::new(),
+        n => format!(", {n} waiting"),
+    };
     // In the order they are given up when the terminal is narrow: last first.
     let mut parts = vec![format!(
-        "{} runs: {running} running, {waiting} queued",
+        "{} runs: {running} running, {queued} queued{waiting}",
         runs.len()
     )];
     if !host.hostname.is_empty() {
