@@ -81,6 +81,11 @@ impl Comparison {
     pub fn table(&self) -> String {
         table::render(&self.runs, self.target)
     }
+
+    /// The table in at most `width` columns, and the headings of the columns left out.
+    pub fn table_within(&self, width: usize) -> (String, Vec<String>) {
+        table::render_within(&self.runs, self.target, width)
+    }
 }
 
 /// Every run of `session`, sorted by name; an unknown session or one without runs is an error.

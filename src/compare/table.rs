@@ -8,6 +8,20 @@ const DASH: &str = "-";
 
 /// The table `thaw compare` prints: a header line and a line per run.
 pub fn render(summaries: &[RunSummary], target: Option<f64>) -> String {
+    render_within(summaries, target, usize::MAX).0
+}
+
+/// Which columns give way, first to last, when the table is wider than its room: what another
+/// column says nearly as well goes first. `run` and `best acc` always stay.
+const GIVE_WAY: [usize; 7] = [6, 4, 7, 1, 8, 2, 5];
+
+/// The table in at most `width` columns, columns giving way in [`GIVE_WAY`]'s order; and the
+/// headings of the columns left out.
+pub fn render_within(
+    summaries: &[RunSummary],
+    target: Option<f64>,
+    width: usize,
+) -> (String, Vec<String>) {
     let to = target.map_or_else(|| "target".to_string(), percent);
     let header = [
         "run".to_string(),
@@ -26,18 +40,27 @@ pub fn render(summaries: &[RunSummary], target: Option<f64>) -> String {
     let widths: Vec<usize> = (0..header.len())
         .map(|i| {
             rows.iter()
-                .map(|r| r[i].len())
+                .map(|r| r[i].chars().count())
                 .chain([header[i].len()])
                 .max()
                 .unwrap_or(0)
         })
         .collect();
+    let mut shown: Vec<usize> = (0..header.len()).collect();
+    let wide = |shown: &[usize]| shown.iter().map(|&i| widths[i] + 2).sum::<usize>() - 2;
+    let mut left_out = Vec::new();
+    for column in GIVE_WAY {
+        if wide(&shown) <= width {
+            break;
+        }
+        shown.retain(|&i| i != column);
+        left_out.push(header[column].clone());
+    }
     let line = |cells: &[String]| {
-        let padded: Vec<String> = cells
+        let padded: Vec<String> = shown
             .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(i, (cell, &w))| {
+            .map(|&i| {
+                let (cell, w) = (&cells[i], widths[i]);
                 if i < words {
                     format!("{cell:<w$}")
                 } else {
@@ -53,7 +76,7 @@ pub fn render(summaries: &[RunSummary], target: Option<f64>) -> String {
         out.push_str(&line(row));
         out.push('\n');
     }
-    out
+    (out, left_out)
 }
 
 fn cells(s: &RunSummary) -> [String; 9] {
@@ -171,6 +194,25 @@ mod tests {
             lines[3],
             "queued                  -         -                    -          -             -            -                -        -"
         );
+    }
+
+    #[test]
+    fn a_narrow_table_leaves_out_whole_columns_and_says_which() {
+        let runs = [summary("pretrained-frozen"), summary("scratch")];
+        let (full, none) = render_within(&runs, Some(0.72), 200);
+        assert!(none.is_empty());
+        assert_eq!(full, render(&runs, Some(0.72)));
+        let (narrow, left_out) = render_within(&runs, Some(0.72), 78);
+        let lines: Vec<&str> = narrow.lines().collect();
+        assert!(lines.iter().all(|l| l.chars().count() <= 78), "{narrow}");
+        assert_eq!(
+            lines[0],
+            "run                status    weights  best acc  steps to 72%  step ms"
+        );
+        assert_eq!(left_out, ["time to 72%", "best loss", "trainable"]);
+        // However narrow, the run and its best accuracy stay.
+        let (tiny, _) = render_within(&runs, Some(0.72), 10);
+        assert!(tiny.starts_with("run                best acc\n"), "{tiny}");
     }
 
     #[test]

@@ -82,6 +82,27 @@ fn compare_view() {
         }),
     });
     snapshot_both("compare", &app);
+    // Five runs in the table leave the chart a few rows on 24 lines: its legend stays, as it
+    // alone tells the lines apart, and no line shows through it.
+    let mut five = fixture::comparison();
+    five.runs.push(five.runs[0].clone());
+    five.runs.push(five.runs[1].clone());
+    app.comparisons = vec![("demo".into(), Ok(five))];
+    let small = screen(&app, 80, 24);
+    let legend: Vec<&str> = small
+        .lines()
+        .filter(|l| l.contains("│pretrain ") || l.contains("│late "))
+        .collect();
+    assert_eq!(legend.len(), 2, "{small}");
+    for row in legend {
+        let inside = row.rsplit('│').nth(2).unwrap_or_default();
+        assert!(
+            inside
+                .chars()
+                .all(|c| !('\u{2800}'..='\u{28ff}').contains(&c)),
+            "a line shows through the legend: {row}"
+        );
+    }
 }
 
 #[test]

@@ -14,11 +14,12 @@ use crate::tui::board::RunView;
 use crate::tui::theme::{ColorDepth, Role};
 
 /// Line markers, and the glyph each draws, for terminals without colour.
-const DOTS: [(symbols::Marker, &str); 4] = [
+const DOTS: [(symbols::Marker, &str); 5] = [
     (symbols::Marker::Braille, "⣿"),
     (symbols::Marker::Dot, "•"),
     (symbols::Marker::Block, "█"),
     (symbols::Marker::Bar, "▄"),
+    (symbols::Marker::Quadrant, "▞"),
 ];
 /// With `--ascii` as well: what `asciify` leaves of them.
 const ASCII_DOTS: [(symbols::Marker, &str); 2] =
@@ -115,14 +116,21 @@ pub fn draw(
         (true, false) => DOTS[i % DOTS.len()],
         (true, true) => ASCII_DOTS[i % ASCII_DOTS.len()],
     };
+    // Names padded to one width: the legend writes every cell of its box, and no line drawn
+    // beneath shows through after a short name.
+    let widest = lines
+        .iter()
+        .map(|l| l.name.chars().count())
+        .max()
+        .unwrap_or(0);
     let mut datasets: Vec<Dataset> = lines
         .iter()
         .enumerate()
         .map(|(i, l)| {
             let (marker, glyph) = marker(i);
             let name = match glyph {
-                "" => l.name.clone(),
-                glyph => format!("{glyph} {}", l.name),
+                "" => format!("{:<widest$}", l.name),
+                glyph => format!("{glyph} {:<widest$}", l.name),
             };
             Dataset::default()
                 .name(name)
@@ -150,10 +158,19 @@ pub fn draw(
         let v = if log { 10f64.powf(v) } else { v };
         Span::styled(number(v), ctx.style(Role::Dim))
     };
+    // Runs compared in one chart (no markers) are told apart only by the legend: there it may
+    // take the chart's whole height rather than vanish on a 24-line terminal.
+    let legend_height = match markers.is_empty() {
+        true => 100,
+        false => 70,
+    };
     let chart = Chart::new(datasets)
         .block(block)
         .legend_position(Some(LegendPosition::TopRight))
-        .hidden_legend_constraints((Constraint::Percentage(50), Constraint::Percentage(70)))
+        .hidden_legend_constraints((
+            Constraint::Percentage(50),
+            Constraint::Percentage(legend_height),
+        ))
         .x_axis(
             Axis::default()
                 .bounds([x0, x1])

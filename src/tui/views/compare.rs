@@ -14,13 +14,21 @@ use crate::tui::theme::Role;
 pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
     let app = ctx.app;
     let runs = app.compared();
+    let mut left_out: Vec<String> = Vec::new();
     let table_lines: Vec<String> = app
         .comparisons
         .iter()
         .flat_map(|(session, result)| match result {
             Ok(comparison) => {
                 let mut lines = vec![format!("session {session}")];
-                lines.extend(comparison.table().lines().map(String::from));
+                let room = usize::from(area.width.saturating_sub(2));
+                let (table, hidden) = comparison.table_within(room);
+                lines.extend(table.lines().map(String::from));
+                for heading in hidden {
+                    if !left_out.contains(&heading) {
+                        left_out.push(heading);
+                    }
+                }
                 lines
             }
             Err(message) => vec![format!("session {session}: {message}")],
@@ -69,6 +77,11 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
         &[],
         false,
     );
+    // Columns the width left out are named where they cost no row: in the title.
+    let title = match left_out.is_empty() {
+        true => " thaw compare ".to_string(),
+        false => format!(" thaw compare · too narrow for: {} ", left_out.join(", ")),
+    };
     let text: Vec<Line> = match table_lines.is_empty() {
         true => vec![Line::from(Span::styled(
             "asking the daemon…",
@@ -76,8 +89,5 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
         ))],
         false => table_lines.into_iter().map(Line::from).collect(),
     };
-    frame.render_widget(
-        Paragraph::new(text).block(ctx.block(" thaw compare ")),
-        table_area,
-    );
+    frame.render_widget(Paragraph::new(text).block(ctx.block(title)), table_area);
 }
