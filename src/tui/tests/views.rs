@@ -264,22 +264,57 @@ fn without_colour_chart_lines_differ_by_their_dots_and_the_legend_says_which() {
 
 #[test]
 fn the_header_counts_waiting_runs_apart_and_a_run_not_started_has_no_step_total() {
-    let mut app = fixture::app(false);
-    let late = app.board.runs.iter().position(|r| r.info.name == "late");
-    let late = late.expect("the fixture's queued run");
-    app.board.runs[late].info.status = crate::engine::rundir::RunStatus::Waiting;
-    app.board.runs[late].info.total_steps = 0;
-    let wide = screen(&app, 160, 48);
-    let header = wide.lines().next().unwrap_or_default();
+    let app = late_in_detail(|info| {
+        info.status = crate::engine::rundir::RunStatus::Waiting;
+        info.total_steps = 0;
+    });
+    let detail = screen(&app, 160, 48);
+    let header = detail.lines().next().unwrap_or_default();
     assert!(
         header.contains("5 runs: 2 running, 0 queued, 1 waiting"),
         "{header}"
     );
-    press(&mut app, &format!("{}\n", "j".repeat(late)));
-    let detail = screen(&app, 160, 48);
     let title = detail.lines().nth(1).unwrap_or_default();
     assert!(
         title.contains("demo/late") && title.contains("· step 0 ·"),
         "{detail}"
     );
+}
+
+#[test]
+fn at_80_columns_the_detail_title_keeps_why_a_slurm_run_waits() {
+    let app = late_in_detail(|info| {
+        info.message = Some("Slurm job 9 pending (BeginTime)".into());
+        info.slurm = Some(Box::new(crate::protocol::SlurmInfo {
+            job_id: 9,
+            state: "PENDING".into(),
+            reason: Some("BeginTime".into()),
+            node: None,
+            restarts: 0,
+        }));
+    });
+    let small = screen(&app, 80, 24);
+    let title = small.lines().nth(1).unwrap_or_default();
+    assert!(
+        title.contains("demo/late") && title.contains("Slurm job 9 pending (BeginTime)"),
+        "{title}"
+    );
+    assert_eq!(title.matches("Slurm job 9").count(), 1, "{title}");
+    // With room, the rest comes back: model, device and learning rate.
+    let wide = screen(&app, 200, 50);
+    let title = wide.lines().nth(1).unwrap_or_default();
+    assert!(
+        title.contains("resnet-mini on flex") && title.contains("lr x1"),
+        "{title}"
+    );
+}
+
+/// The fixture's queued run `late`, changed by `change`, opened in the run detail.
+fn late_in_detail(change: impl FnOnce(&mut crate::protocol::RunInfo)) -> App {
+    let mut app = fixture::app(false);
+    let late = app.board.runs.iter().position(|r| r.info.name == "late");
+    let late = late.expect("the fixture's queued run");
+    change(&mut app.board.runs[late].info);
+    press(&mut app, &format!("{}\n", "j".repeat(late)));
+    app
 }

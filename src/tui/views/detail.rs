@@ -26,50 +26,7 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
     ])
     .areas(area);
 
-    let mut spans = vec![
-        Span::styled(format!(" {} ", run.full_name()), ctx.style(Role::Title)),
-        Span::styled(
-            format!(
-                "{} {} ",
-                ctx.symbols.status(info.status),
-                status_word(info.status)
-            ),
-            ctx.style(status_role(info.status)),
-        ),
-        Span::styled(
-            format!(
-                "· {} on {} · step {} · epoch {}/{} · lr x{} ",
-                info.model,
-                info.device,
-                // The total is known once the worker has read the data.
-                match info.total_steps {
-                    0 => info.step.to_string(),
-                    total => format!("{}/{total}", info.step),
-                },
-                info.epoch.min(info.epochs),
-                info.epochs,
-                info.lr_multiplier
-            ),
-            ctx.style(Role::Text),
-        ),
-    ];
-    if let Some(bytes) = info.gpu_memory {
-        let gib = bytes as f64 / (1u64 << 30) as f64;
-        spans.push(Span::styled(
-            format!("· {gib:.1} GiB GPU memory "),
-            ctx.style(Role::Text),
-        ));
-    }
-    if let Some(job) = &info.slurm {
-        spans.push(Span::styled(
-            format!("· {} ", job.line()),
-            ctx.style(Role::Text),
-        ));
-    }
-    if let Some(message) = &info.message {
-        spans.push(Span::styled(format!("· {message}"), ctx.style(Role::Dim)));
-    }
-    frame.render_widget(Paragraph::new(Line::from(spans)), title);
+    frame.render_widget(Paragraph::new(title_line(run, ctx, title.width)), title);
 
     let [loss_area, acc_area] = match charts_area.width >= 70 || charts_area.height < 20 {
         true => Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)])
@@ -134,4 +91,75 @@ fn markers_legend(markers: &[charts::Marker]) -> String {
         .rev()
         .map(|m| format!(" {}{}", m.label, m.step))
         .collect()
+}
+
+/// The run's name and status, then what fits of the rest, in the order it is given up when
+/// the terminal is narrow: the learning-rate multiplier, the model and device, the Slurm job
+/// (when the message does not say it already), GPU memory, the message, the step.
+fn title_line<'a>(run: &crate::tui::board::RunView, ctx: &Ctx, width: u16) -> Line<'a> {
+    let info = &run.info;
+    let text = ctx.style(Role::Text);
+    // (text, style, rank): the highest rank goes first.
+    let mut parts: Vec<(String, ratatui::style::Style, u8)> = vec![
+        (format!(" {} ", run.full_name()), ctx.style(Role::Title), 0),
+        (
+            format!(
+                "{} {} ",
+                ctx.symbols.status(info.status),
+                status_word(info.status)
+            ),
+            ctx.style(status_role(info.status)),
+            0,
+        ),
+        (format!("· {} on {} ", info.model, info.device), text, 5),
+        (
+            format!(
+                "· step {} · epoch {}/{} ",
+                // The total is known once the worker has read the data.
+                match info.total_steps {
+                    0 => info.step.to_string(),
+                    total => format!("{}/{total}", info.step),
+                },
+                info.epoch.min(info.epochs),
+                info.epochs,
+            ),
+            text,
+            1,
+        ),
+        (format!("· lr x{} ", info.lr_multiplier), text, 6),
+    ];
+    if let Some(bytes) = info.gpu_memory {
+        let gib = bytes as f64 / (1u64 << 30) as f64;
+        parts.push((format!("· {gib:.1} GiB GPU memory "), text, 3));
+    }
+    let message = info.message.as_deref().unwrap_or_default();
+    if let Some(job) = &info.slurm
+        && !message.contains(&format!("Slurm job {}", job.job_id))
+    {
+        parts.push((format!("· {} ", job.line()), text, 4));
+    }
+    if !message.is_empty() {
+        parts.push((format!("· {message}"), ctx.style(Role::Dim), 2));
+    }
+    let wide = |parts: &[(String, _, u8)]| -> usize {
+        parts.iter().map(|(t, _, _)| t.chars().count()).sum()
+    };
+    let width = usize::from(width);
+    while wide(&parts) > width {
+        let highest = parts.iter().map(|p| p.2).max().unwrap_or(0);
+        if highest <= 2 {
+            // The step and the message stay, the last of them cut to what is left.
+            let last = parts.pop().expect("the name is there");
+            let room = width.saturating_sub(wide(&parts));
+            parts.push((super::fit(&last.0, room), last.1, last.2));
+            break;
+        }
+        parts.retain(|p| p.2 != highest);
+    }
+    Line::from(
+        parts
+            .into_iter()
+            .map(|(t, style, _)| Span::styled(t, style))
+            .collect::<Vec<_>>(),
+    )
 }
