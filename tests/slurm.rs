@@ -88,7 +88,12 @@ name = "b"
             .map(|g| g.name.as_str())
             .eq(["stem", "layer1"])
     });
-    assert_eq!(run.status, RunStatus::Running);
+    // Caught at an epoch end, the worker may be writing its checkpoint.
+    assert!(
+        matches!(run.status, RunStatus::Running | RunStatus::Checkpointing),
+        "{:?}",
+        run.status
+    );
     assert!(
         events(&dir, "freeze")
             .iter()
