@@ -115,7 +115,7 @@ pub const KEY_MAP: &[Binding] = &[
     bind(&[Char('p')], "p", Action::PauseResume, Run, "pause", "pause or resume the run"),
     bind(&[Char('s')], "s", Action::Stop, Run, "stop", "checkpoint and stop the run (asks)"),
     bind(&[Char('c')], "c", Action::Checkpoint, Run, "checkpoint", "write a checkpoint now"),
-    bind(&[Char('r')], "r", Action::ResumeRun, Run, "resume", "resume an interrupted, stopped or failed run from its checkpoint"),
+    bind(&[Char('r')], "r", Action::ResumeRun, Run, "resume", "resume a stopped, failed or interrupted run"),
     bind(&[Char('+'), Char('=')], "+/-", Action::LrUp, Run, "lr x2/÷2", "learning rate x2 / ÷2"),
     bind(&[Char('-'), Char('_')], "", Action::LrDown, Run, "", "learning rate ÷2"),
     bind(&[Char('m')], "m", Action::Mark, Scope::Run, "mark", "mark the run for comparison (none marked: its session)"),

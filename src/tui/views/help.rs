@@ -23,13 +23,18 @@ pub fn draw_popup(frame: &mut Frame, area: Rect, ctx: &Ctx) {
             let width = area.width.min(if columns == 2 { 160 } else { 90 });
             let column = (width.saturating_sub(2) / columns) as usize;
             let rows = entries.len().div_ceil(columns as usize);
+            let keys_width = entries
+                .iter()
+                .map(|(k, _)| k.chars().count())
+                .max()
+                .unwrap_or(0);
             let lines: Vec<Line> = (0..rows)
                 .map(|row| {
                     let spans = (0..columns as usize)
                         .filter_map(|c| entries.get(c * rows + row))
                         .flat_map(|(keys, help)| {
                             let label = match columns {
-                                1 => format!(" {keys:<18}"),
+                                1 => format!(" {keys:<keys_width$} "),
                                 // Narrow: the keys alone; the help says where they apply.
                                 _ => format!(" {:<8}", keys.split(" (").next().unwrap_or(keys)),
                             };

@@ -72,7 +72,8 @@ pub fn draw(frame: &mut Frame, app: &App) {
             View::Compare => compare::draw(frame, body, &ctx),
         }
         footer::draw(frame, bottom, &ctx);
-        help::draw_popup(frame, body, &ctx);
+        // Over the header and footer too: at 80x24 the help then fits in one column.
+        help::draw_popup(frame, area, &ctx);
     }
     if app.ascii {
         asciify(frame.buffer_mut());

@@ -100,7 +100,7 @@ fn draw_table(frame: &mut Frame, area: Rect, ctx: &Ctx) {
     }
     columns.push((
         "val acc",
-        Constraint::Length(if width >= MEDIUM { 13 } else { 6 }),
+        Constraint::Length(if width >= MEDIUM { 13 } else { 7 }),
     ));
     if width >= WIDE {
         columns.push(("img/s", Constraint::Length(7)));
