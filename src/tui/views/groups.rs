@@ -91,27 +91,89 @@ pub fn draw_events(frame: &mut Frame, area: Rect, ctx: &Ctx) {
     };
     let inner = area.height.saturating_sub(2) as usize;
     let width = area.width.saturating_sub(2) as usize;
-    let skip = run.events.len().saturating_sub(inner);
-    let lines: Vec<Line> = run
-        .events
-        .iter()
-        .skip(skip)
-        .map(|e| {
-            let role = match e.kind.as_str() {
-                "freeze" => Role::Frozen,
-                "unfreeze" => Role::Trainable,
-                "error" | "nan" => Role::Error,
-                "warning" | "interrupted" => Role::Warning,
-                "best" | "finished" => Role::Ok,
-                _ => Role::Text,
+    const STEP: usize = 7;
+    // The newest events, each wrapped whole under its step: a narrow pane shows fewer events
+    // rather than every one cut short. One too long for the pane keeps its start.
+    let mut lines: Vec<Line> = Vec::new();
+    for e in run.events.iter().rev() {
+        let room = inner - lines.len().min(inner);
+        if room == 0 {
+            break;
+        }
+        let role = match e.kind.as_str() {
+            "freeze" => Role::Frozen,
+            "unfreeze" => Role::Trainable,
+            "error" | "nan" => Role::Error,
+            "warning" | "interrupted" => Role::Warning,
+            "best" | "finished" => Role::Ok,
+            _ => Role::Text,
+        };
+        let mut parts = wrap(&e.message, width.saturating_sub(STEP).max(1));
+        if parts.len() > room {
+            // Only the newest can be cut; older ones are left out whole.
+            if !lines.is_empty() {
+                break;
+            }
+            let rest = parts[room - 1..].join(" ");
+            parts.truncate(room - 1);
+            parts.push(fit(&rest, width.saturating_sub(STEP)));
+        }
+        let event = parts.into_iter().enumerate().map(|(i, part)| {
+            let step = match i {
+                0 => format!("{:>6} ", e.step),
+                _ => " ".repeat(STEP),
             };
-            let step = format!("{:>6} ", e.step);
-            let text = fit(&e.message, width.saturating_sub(step.len()));
             Line::from(vec![
                 Span::styled(step, ctx.style(Role::Dim)),
-                Span::styled(text, ctx.style(role)),
+                Span::styled(part, ctx.style(role)),
             ])
-        })
-        .collect();
+        });
+        lines.splice(0..0, event);
+    }
     frame.render_widget(Paragraph::new(lines).block(ctx.block(" events ")), area);
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces where it can be.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let (used, len) = (line.chars().count(), word.chars().count());
+        if used > 0 && used + 1 + len <= width {
+            line.push(' ');
+            line.push_str(word);
+            continue;
+        }
+        if used > 0 {
+            lines.push(std::mem::take(&mut line));
+        }
+        // A word longer than a line (a path) is broken where the lines end.
+        let mut chars: Vec<char> = word.chars().collect();
+        while chars.len() > width {
+            lines.push(chars.drain(..width).collect());
+        }
+        line = chars.into_iter().collect();
+    }
+    lines.push(line);
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wrapping_breaks_at_spaces_and_inside_words_too_long_for_a_line() {
+        assert_eq!(
+            wrap("epoch 3: val loss 0.8762, accuracy 65%", 20),
+            ["epoch 3: val loss", "0.8762, accuracy 65%"]
+        );
+        assert_eq!(
+            wrap("saved /a/very/long/path/best.bpk now", 10),
+            ["saved", "/a/very/lo", "ng/path/be", "st.bpk now"]
+        );
+        assert_eq!(wrap("", 10), [""]);
+        assert_eq!(wrap("fits", 10), ["fits"]);
+    }
 }
