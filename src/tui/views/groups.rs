@@ -91,12 +91,15 @@ pub fn draw_events(frame: &mut Frame, area: Rect, ctx: &Ctx) {
     };
     let inner = area.height.saturating_sub(2) as usize;
     let width = area.width.saturating_sub(2) as usize;
+    // The step, right-aligned, and a space: continuation lines are indented as far.
     const STEP: usize = 7;
+    let text_width = width.saturating_sub(STEP).max(1);
     // The newest events, each wrapped whole under its step: a narrow pane shows fewer events
-    // rather than every one cut short. One too long for the pane keeps its start.
+    // rather than every one cut short. One too long for the pane keeps its start. Gathered
+    // newest first, bottom line first, and turned over at the end.
     let mut lines: Vec<Line> = Vec::new();
     for e in run.events.iter().rev() {
-        let room = inner - lines.len().min(inner);
+        let room = inner.saturating_sub(lines.len());
         if room == 0 {
             break;
         }
@@ -108,7 +111,7 @@ pub fn draw_events(frame: &mut Frame, area: Rect, ctx: &Ctx) {
             "best" | "finished" => Role::Ok,
             _ => Role::Text,
         };
-        let mut parts = wrap(&e.message, width.saturating_sub(STEP).max(1));
+        let mut parts = wrap(&e.message, text_width);
         if parts.len() > room {
             // Only the newest can be cut; older ones are left out whole.
             if !lines.is_empty() {
@@ -116,11 +119,11 @@ pub fn draw_events(frame: &mut Frame, area: Rect, ctx: &Ctx) {
             }
             let rest = parts[room - 1..].join(" ");
             parts.truncate(room - 1);
-            parts.push(fit(&rest, width.saturating_sub(STEP)));
+            parts.push(fit(&rest, text_width));
         }
         let event = parts.into_iter().enumerate().map(|(i, part)| {
             let step = match i {
-                0 => format!("{:>6} ", e.step),
+                0 => format!("{:>w$} ", e.step, w = STEP - 1),
                 _ => " ".repeat(STEP),
             };
             Line::from(vec![
@@ -128,8 +131,9 @@ pub fn draw_events(frame: &mut Frame, area: Rect, ctx: &Ctx) {
                 Span::styled(part, ctx.style(role)),
             ])
         });
-        lines.splice(0..0, event);
+        lines.extend(event.rev());
     }
+    lines.reverse();
     frame.render_widget(Paragraph::new(lines).block(ctx.block(" events ")), area);
 }
 
