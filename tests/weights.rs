@@ -600,16 +600,29 @@ fn remap_and_exclude_rules_rename_and_drop_file_tensors() {
 }
 
 /// `thaw weights inspect F | head -0`: the reader is gone before thaw prints; thaw ends as
-/// cat would (SIGPIPE), without a panic on stderr.
+/// cat would (SIGPIPE), without a panic on stderr. The listing is larger than a pipe holds,
+/// so that a copy of the read end held for a moment by another test's child (between its
+/// fork and exec) cannot let it all through.
 #[test]
 fn output_into_a_closed_pipe_ends_quietly() {
     use std::os::unix::process::ExitStatusExt;
     use std::process::Stdio;
     let home = common::Home::new();
-    let header = br#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#;
+    let tensors = 8000;
+    let header = (0..tensors)
+        .map(|i| {
+            format!(
+                r#""w{i}":{{"dtype":"F32","shape":[1],"data_offsets":[{},{}]}}"#,
+                4 * i,
+                4 * i + 4
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let header = format!("{{{header}}}");
     let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
-    bytes.extend_from_slice(header);
-    bytes.extend_from_slice(&1.0f32.to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend(std::iter::repeat_n(0u8, 4 * tensors));
     let file = home.path().join("w.safetensors");
     std::fs::write(&file, bytes).unwrap();
     let listed = home.run_cmd(&["weights", "inspect", file.to_str().unwrap()]);
