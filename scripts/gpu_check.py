@@ -1,8 +1,10 @@
 """The GPU check: thaw on a GPU machine, driven as a user drives it, with one result file.
 
 1. Two concurrent resnet18 fine-tuning runs (`a`, `b`) at IMAGE_SIZE on DEVICE for SECONDS:
-   step times with every group trainable, then with stem..layer3 of `a` frozen through
-   `thaw freeze` (and thawed again with `thaw unfreeze`), and each run's GPU memory.
+   `a`'s step times with every group trainable, then with stem..layer3 frozen through
+   `thaw freeze` (and thawed again with `thaw unfreeze`), each the median of its steps in
+   metrics.csv (the step alone, as PyTorch's figure is) beside the wall-clock time a step
+   (validation and epoch-end checkpoints included); each run's GPU memory.
 2. A run that cannot fit in GPU memory beside a healthy one: it must end `failed` with CUDA's
    out-of-memory reason while the healthy run keeps training.
 3. The same model's PyTorch eager step time on the same device (benches/pytorch_step.py,
@@ -12,6 +14,7 @@ Standard library only: the machine has python3 and PyTorch, no Rust. scripts/gpu
 sets the environment and calls this; see the README's "GPU check".
 """
 
+import csv
 import json
 import os
 import statistics
@@ -64,6 +67,13 @@ class Thaw:
         with open(path) as f:
             return [e for e in map(json.loads, f) if e["kind"] == kind]
 
+    def step_times(self, session, run):
+        """(step, ms) of every training row of the run's metrics.csv (log_every_steps = 1)."""
+        path = os.path.join(self.home, "data/sessions", session, "runs", run, "metrics.csv")
+        with open(path) as f:
+            rows = [r for r in csv.DictReader(f) if r["split"] == "train" and float(r["samples_per_sec"]) > 0]
+        return [(int(r["step"]), 1000.0 * BATCH / float(r["samples_per_sec"])) for r in rows]
+
     def launch(self, name, text):
         path = os.path.join(self.home, f"{name}.toml")
         with open(path, "w") as f:
@@ -91,47 +101,72 @@ seed = 1
 
 
 def step_ms(thaw, run, seconds):
-    """Milliseconds per step of `run` over `seconds`, from its step counter."""
+    """Run `run` for `seconds`; its median step time in milliseconds from `metrics.csv` (a row
+    a step: batch over samples per second, the step alone), and its wall-clock time a step
+    from the step counter (validation and epoch-end checkpoints included)."""
     start_step, start = thaw.status()[run]["step"], time.time()
     time.sleep(seconds)
-    steps = thaw.status()[run]["step"] - start_step
-    elapsed = time.time() - start
-    return None if steps <= 0 else 1000.0 * elapsed / steps, steps
+    end_step, elapsed = thaw.status()[run]["step"], time.time() - start
+    session, name = run.split("/")
+    steps = [ms for step, ms in thaw.step_times(session, name) if start_step < step <= end_step]
+    return {
+        "median_ms": statistics.median(steps) if steps else None,
+        "steps": len(steps),
+        "wall_ms_per_step": None if end_step <= start_step else 1000.0 * elapsed / (end_step - start_step),
+    }
+
+
+def nvidia_smi_memory():
+    """Each GPU process's memory as nvidia-smi sees it (MiB, by pid): a second opinion beside
+    NVML's per-run figure, which a container's pid namespace can leave empty."""
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"], capture_output=True, text=True
+        )
+    except FileNotFoundError:
+        return None
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()]
 
 
 def concurrent_runs(thaw, result):
     log(thaw.launch("pair", session("pair", ["a", "b"])))
-    runs = thaw.wait(
+    thaw.wait(
         "both runs training", lambda r: all(r[n]["status"] == "running" and r[n]["step"] >= 5 for n in ("pair/a", "pair/b")), 240
     )
     third = SECONDS / 3
-    a_trainable, a_n = step_ms(thaw, "pair/a", third)
-    b_ms = thaw.status()["pair/b"]
-    log(f"trainable: a {a_trainable} ms/step over {a_n} steps")
+    b_start = thaw.status()["pair/b"]["step"]
+    trainable = step_ms(thaw, "pair/a", third)
+    log(f"trainable: a {trainable}")
     thaw.run("freeze", "pair/a", *BODY)
     thaw.wait("a's stem..layer3 frozen", lambda r: all(g["frozen"] for g in r["pair/a"]["groups"] if g["name"] in BODY), 60)
     frozen_at = thaw.events("pair", "a", "freeze")[-1]["step"]
-    a_frozen, f_n = step_ms(thaw, "pair/a", third)
-    log(f"frozen at step {frozen_at}: a {a_frozen} ms/step over {f_n} steps")
+    frozen = step_ms(thaw, "pair/a", third)
+    log(f"frozen at step {frozen_at}: a {frozen}")
     memory = {n: thaw.status()[n].get("gpu_memory") for n in ("pair/a", "pair/b")}
+    smi = nvidia_smi_memory()
     thaw.run("unfreeze", "pair/a", *BODY)
     thaw.wait("a thawed", lambda r: not any(g["frozen"] for g in r["pair/a"]["groups"]), 60)
     thawed_at = thaw.events("pair", "a", "unfreeze")[-1]["step"]
-    a_thawed, t_n = step_ms(thaw, "pair/a", third)
-    b_end = thaw.status()["pair/b"]
+    thawed = step_ms(thaw, "pair/a", third)
+    log(f"thawed at step {thawed_at}: a {thawed}")
+    runs = thaw.status()
     result["concurrent"] = {
         "runs": 2,
         "image_size": SIZE,
         "batch_size": BATCH,
-        "a_trainable_ms_per_step": a_trainable,
-        "a_frozen_ms_per_step": a_frozen,
-        "a_thawed_ms_per_step": a_thawed,
-        "frozen_over_trainable": None if not (a_frozen and a_trainable) else a_frozen / a_trainable,
+        "a_trainable": trainable,
+        "a_frozen": frozen,
+        "a_thawed": thawed,
+        "frozen_over_trainable": (
+            None if not (frozen["median_ms"] and trainable["median_ms"]) else frozen["median_ms"] / trainable["median_ms"]
+        ),
         "frozen_at_step": frozen_at,
         "thawed_at_step": thawed_at,
-        "b_steps_meanwhile": b_end["step"] - b_ms["step"],
+        "b_steps_meanwhile": runs["pair/b"]["step"] - b_start,
         "gpu_memory_bytes": memory,
-        "samples_per_sec": {n: thaw.status()[n]["samples_per_sec"] for n in ("pair/a", "pair/b")},
+        "pids": {n: runs[n]["pid"] for n in ("pair/a", "pair/b")},
+        "nvidia_smi_pid_mib": smi,
+        "samples_per_sec": {n: runs[n]["samples_per_sec"] for n in ("pair/a", "pair/b")},
     }
     thaw.run("stop", "pair/a")
     thaw.wait("a stopped", lambda r: r["pair/a"]["status"] == "stopped", 120)
@@ -141,8 +176,10 @@ def out_of_memory(thaw, result):
     if not ON_GPU:
         result["out_of_memory"] = {"skipped": f"{DEVICE} is not a GPU"}
         return
-    # Far more activations than any GPU holds: 1024 images at 640x640 through resnet18.
-    log(thaw.launch("oom", session("oom", ["huge"], batch=1024, size=640)))
+    # Far more activations than a GPU holds: 512 images at 1024x1024 through resnet18 (conv1's
+    # output alone is 34 GB in f32, and the stem keeps three of its size for the backward).
+    # The batch stays under demo:shapes' 960 training images, or the run fails for that.
+    log(thaw.launch("oom", session("oom", ["huge"], batch=512, size=1024)))
     runs = thaw.wait("the huge run to end", lambda r: r["oom/huge"]["status"] in ("failed", "finished", "stopped"), 240)
     healthy_before = runs["pair/b"]["step"]
     time.sleep(3)
