@@ -154,7 +154,7 @@ fn dependency(slots: &[Slot], i: usize) -> Dependency {
         Some(RunStatus::Stopped) if has_best => Dependency::Ready,
         Some(status) => Dependency::Failed(format!(
             "it starts from run {on}'s best weights, and {on} ended {} without them",
-            format!("{status:?}").to_lowercase()
+            status.word()
         )),
         None => Dependency::Waiting(on.clone()),
     }
@@ -216,7 +216,7 @@ fn reap(slot: &mut Slot) -> Result<()> {
 
 /// One run in a line, the most telling figures first so that an 80-column terminal shows them.
 fn line(name: &str, width: usize, state: &RunState) -> String {
-    let status = format!("{:?}", state.status).to_lowercase();
+    let status = state.status.word();
     let progress = match state.total_steps {
         0 => "-".to_string(),
         total => format!(
@@ -311,7 +311,7 @@ fn summary(slots: &[Slot]) -> Result<i32> {
         println!(
             "{}: {} {}",
             slot.name,
-            format!("{status:?}").to_lowercase(),
+            status.word(),
             said.unwrap_or_default()
         );
         code = match status {

@@ -221,10 +221,6 @@ fn colours() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-fn status_word(status: RunStatus) -> String {
-    format!("{status:?}").to_lowercase()
-}
-
 /// The runs as a table, a line each, with what a run waits for or why it failed below it.
 pub fn status_table(runs: &[RunInfo], colour: bool) -> String {
     let name_width = runs
@@ -238,7 +234,7 @@ pub fn status_table(runs: &[RunInfo], colour: bool) -> String {
         "RUN", "STATUS", "STEP", "EPOCH", "LOSS", "VAL ACC"
     );
     for run in runs {
-        let word = format!("{:<13}", status_word(run.status));
+        let word = format!("{:<13}", run.status.word());
         let word = match (colour, run.status) {
             (false, _) => word,
             (true, RunStatus::Running | RunStatus::Finished) => word.green().to_string(),

@@ -303,7 +303,7 @@ fn reap(run: &mut Run) {
     log(&format!(
         "{}: worker pid {pid} ended ({exit:?}): {}",
         run.full_name(),
-        format!("{:?}", run.state.status).to_lowercase()
+        run.state.status.word()
     ));
 }
 

@@ -55,6 +55,23 @@ pub enum RunStatus {
     Interrupted,
 }
 
+impl RunStatus {
+    /// The status as files, `status --json` and the dashboard spell it (`interrupted`).
+    pub fn word(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Waiting => "waiting",
+            RunStatus::Running => "running",
+            RunStatus::Paused => "paused",
+            RunStatus::Checkpointing => "checkpointing",
+            RunStatus::Finished => "finished",
+            RunStatus::Failed => "failed",
+            RunStatus::Stopped => "stopped",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
 /// The worker's account of the run, rewritten atomically as it changes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunState {

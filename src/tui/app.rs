@@ -474,7 +474,7 @@ impl App {
                 RunStatus::Paused => (Control::Resume, Expect::Resume),
                 RunStatus::Running | RunStatus::Checkpointing => (Control::Pause, Expect::Pause),
                 other => {
-                    let status = format!("{other:?}").to_lowercase();
+                    let status = other.word();
                     self.say(
                         format!("{name} is {status}: nothing to pause (r resumes a stopped run)"),
                         Role::Warning,

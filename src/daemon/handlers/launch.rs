@@ -164,13 +164,7 @@ fn launch(daemon: &mut Daemon, spec: &SessionSpec, replace: bool) -> anyhow::Res
         .map(|s| {
             s.runs
                 .iter()
-                .map(|r| {
-                    format!(
-                        "{} {}",
-                        r.name,
-                        format!("{:?}", r.state.status).to_lowercase()
-                    )
-                })
+                .map(|r| format!("{} {}", r.name, r.state.status.word()))
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();

@@ -246,7 +246,7 @@ fn dependency(runs: &[Run], i: usize) -> Dependency {
         RunStatus::Stopped if has_best => Dependency::Ready,
         RunStatus::Failed | RunStatus::Stopped => Dependency::Failed(format!(
             "it starts from run {on}'s best weights, and {on} ended {} without them",
-            format!("{:?}", source.state.status).to_lowercase()
+            source.state.status.word()
         )),
         RunStatus::Interrupted => Dependency::Waiting(format!(
             "waiting for run {on}, which was interrupted: resume it (`thaw resume --all`)"

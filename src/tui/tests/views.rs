@@ -271,9 +271,13 @@ fn the_header_counts_waiting_runs_apart_and_a_run_not_started_has_no_step_total(
     let detail = screen(&app, 160, 48);
     let header = detail.lines().next().unwrap_or_default();
     assert!(
-        header.contains("5 runs: 2 running, 0 queued, 1 waiting"),
+        header.contains("5 runs: 2 running, 1 paused, 1 waiting, 1 finished · "),
         "{header}"
     );
+    // Narrow, the runs table's symbols say the same.
+    let narrow = screen(&app, 80, 24);
+    let header = narrow.lines().next().unwrap_or_default();
+    assert!(header.contains("5 runs ▶2 ‖1 ⧗1 ✓1 · "), "{header}");
     let title = detail.lines().nth(1).unwrap_or_default();
     assert!(
         title.contains("demo/late") && title.contains("· step 0 ·"),

@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::charts::{self, xy};
-use super::runs::{status_role, status_word};
+use super::runs::status_role;
 use super::{Ctx, groups};
 use crate::tui::theme::Role;
 
@@ -106,7 +106,7 @@ fn title_line<'a>(run: &crate::tui::board::RunView, ctx: &Ctx, width: u16) -> Li
             format!(
                 "{} {} ",
                 ctx.symbols.status(info.status),
-                status_word(info.status)
+                info.status.word()
             ),
             ctx.style(status_role(info.status)),
             0,

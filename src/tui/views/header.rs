@@ -18,17 +18,32 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
     let runs = &app.board.runs;
     let count = |status: RunStatus| runs.iter().filter(|r| r.info.status == status).count();
     let running = count(RunStatus::Running) + count(RunStatus::Checkpointing);
-    let queued = count(RunStatus::Queued);
-    // Waiting for another run's weights is not waiting for a slot: said apart, when any.
-    let waiting = match count(RunStatus::Waiting) {
-        0 => String::new(),
-        n => format!(", {n} waiting"),
-    };
+    // Running always; the other states when any run is in them, so a session that has ended
+    // says how (`5 runs: 0 running, 4 finished, 1 failed`). Queued is waiting for a slot or a
+    // Slurm job; waiting, for another run's weights. Short, the runs table's symbols say it
+    // (`5 runs ▶0 ✓4 ✗1`).
+    let others = [
+        RunStatus::Paused,
+        RunStatus::Queued,
+        RunStatus::Waiting,
+        RunStatus::Interrupted,
+        RunStatus::Failed,
+        RunStatus::Stopped,
+        RunStatus::Finished,
+    ]
+    .map(|status| (status, count(status)));
+    let mut states = format!("{} runs: {running} running", runs.len());
+    let mut short_states = format!(
+        "{} runs {}{running}",
+        runs.len(),
+        ctx.symbols.status(RunStatus::Running)
+    );
+    for (status, n) in others.into_iter().filter(|(_, n)| *n > 0) {
+        states.push_str(&format!(", {n} {}", status.word()));
+        short_states.push_str(&format!(" {}{n}", ctx.symbols.status(status)));
+    }
     // In the order they are given up when the terminal is narrow: last first.
-    let mut parts = vec![format!(
-        "{} runs: {running} running, {queued} queued{waiting}",
-        runs.len()
-    )];
+    let mut parts = vec![states];
     if !host.hostname.is_empty() {
         parts.insert(0, host.hostname.clone());
     }
@@ -48,7 +63,7 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
     // GPU user watches.
     let at = parts.len().min(2);
     let gpus: Vec<String> = app.board.gpus.iter().map(|g| gpu(g, true)).collect();
-    let short: Vec<String> = app.board.gpus.iter().map(|g| gpu(g, false)).collect();
+    let short_gpus: Vec<String> = app.board.gpus.iter().map(|g| gpu(g, false)).collect();
     let mut parts = [&parts[..at], &gpus[..], &parts[at..]].concat();
     let link = match &app.link {
         Link::Connecting => Span::styled("connecting…", ctx.style(Role::Pending)),
@@ -62,7 +77,11 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
     let room = width.saturating_sub(" thaw ".len() + link.content.chars().count() + 1);
     let fits = |parts: &[String]| parts.join(" · ").chars().count() <= room;
     if !fits(&parts) {
-        parts.splice(at..at + short.len(), short);
+        parts.splice(at..at + short_gpus.len(), short_gpus);
+    }
+    let states_at = usize::from(!host.hostname.is_empty());
+    if !fits(&parts) {
+        parts[states_at] = short_states;
     }
     while parts.len() > at + app.board.gpus.len() && !fits(&parts) {
         parts.pop();

@@ -134,7 +134,7 @@ fn draw_table(frame: &mut Frame, area: Rect, ctx: &Ctx) {
             Cell::from(fit(&label(run, one_session), name_width)),
             Cell::from(Span::styled(
                 match width >= MEDIUM {
-                    true => format!("{symbol} {}", status_word(info.status)),
+                    true => format!("{symbol} {}", info.status.word()),
                     false => symbol.to_string(),
                 },
                 status_style,
@@ -228,10 +228,6 @@ pub fn status_role(status: RunStatus) -> Role {
         RunStatus::Stopped => Role::Stopped,
         RunStatus::Interrupted => Role::Interrupted,
     }
-}
-
-pub fn status_word(status: RunStatus) -> String {
-    format!("{status:?}").to_lowercase()
 }
 
 /// The last `width` training losses as a one-line sparkline, scaled to their own range.
