@@ -12,7 +12,7 @@ use burn::tensor::{Bytes, DType};
 use crate::engine::checkpoint;
 use crate::engine::model::{Classifier, ModelShape, ModelTask, for_each_tensor, with_model};
 use crate::engine::rundir::{RunDir, write_atomic};
-use crate::engine::weights::{pytorch_name, transpose};
+use crate::engine::weights::{LAYOUT_KEY, PYTORCH_LAYOUT, pytorch_name, transpose};
 use crate::paths::Paths;
 use crate::session::RunSpec;
 
@@ -183,6 +183,7 @@ fn burnpack_bytes(tensors: Vec<Named>) -> Result<Vec<u8>> {
         })
         .collect();
     let bytes = Writer::new(packed)
+        .with_metadata(LAYOUT_KEY, PYTORCH_LAYOUT)
         .into_bytes()
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     Ok(bytes.to_vec())

@@ -61,7 +61,14 @@ pub struct WeightsFile {
     /// The wrapper keys stripped from every name (`state_dict.`, `model.` ...), if any.
     pub wrapper: Option<String>,
     pub tensors: BTreeMap<String, FileTensor>,
+    /// The layout a burnpack file says it has (`layout` in its metadata: `pytorch` in
+    /// `thaw export`'s files), if it says.
+    pub layout_mark: Option<String>,
 }
+
+/// The metadata key, and its value, of a burnpack file in PyTorch's names and layouts.
+pub const LAYOUT_KEY: &str = "layout";
+pub const PYTORCH_LAYOUT: &str = "pytorch";
 
 impl WeightsFile {
     /// Reads every tensor of the file at `path`.
@@ -74,9 +81,9 @@ impl WeightsFile {
         if !path.is_file() {
             return Err(unreadable("no such file".into()));
         }
-        let raw = match format {
-            Format::Pytorch => read_pytorch(path).map_err(unreadable)?,
-            Format::Safetensors => read_safetensors(path).map_err(unreadable)?,
+        let (raw, layout_mark) = match format {
+            Format::Pytorch => (read_pytorch(path).map_err(unreadable)?, None),
+            Format::Safetensors => (read_safetensors(path).map_err(unreadable)?, None),
             Format::Burnpack => read_burnpack(path).map_err(unreadable)?,
         };
         if raw.is_empty() {
@@ -90,17 +97,24 @@ impl WeightsFile {
             format,
             wrapper,
             tensors,
+            layout_mark,
         })
     }
 
     /// Whether names and layouts follow PyTorch (BatchNorm `weight`/`bias`, Linear `[out, in]`)
     /// rather than burn (`gamma`/`beta`, `[in, out]`).
     pub fn pytorch_layout(&self) -> bool {
-        self.format == Format::Pytorch
-            || !self
-                .tensors
-                .keys()
-                .any(|k| k.ends_with(".gamma") || k.ends_with(".beta"))
+        let any = |suffix: &str| self.tensors.keys().any(|k| k.ends_with(suffix));
+        match (self.format, self.layout_mark.as_deref()) {
+            (Format::Pytorch, _) => true,
+            (_, Some(mark)) => mark == PYTORCH_LAYOUT,
+            // burn's own files (thaw's checkpoints and best weights) carry no mark: burn's
+            // layout, unless PyTorch's BatchNorm names say otherwise (an export of an older
+            // thaw). A model without BatchNorm (mlp) has no names to tell by, and its
+            // square Linear weights would load transposed without a word.
+            (Format::Burnpack, None) => any(".running_var") && !any(".gamma"),
+            (Format::Safetensors, None) => !any(".gamma") && !any(".beta"),
+        }
     }
 
     /// Total elements of all tensors.
@@ -274,10 +288,11 @@ fn read_safetensors(path: &Path) -> Result<BTreeMap<String, FileTensor>, String>
     Ok(out)
 }
 
-fn read_burnpack(path: &Path) -> Result<BTreeMap<String, FileTensor>, String> {
+fn read_burnpack(path: &Path) -> Result<(BTreeMap<String, FileTensor>, Option<String>), String> {
     let reader = burn::store::burn_pack::Reader::from_file(path).map_err(|e| {
         format!("not a burnpack file ({e:?}): expected a .bpk written by burn or thaw")
     })?;
+    let mark = reader.metadata().get(LAYOUT_KEY).cloned();
     let mut out = BTreeMap::new();
     for tensor in reader.into_tensors().map_err(|e| format!("{e:?}"))? {
         let shape = tensor.shape.to_vec();
@@ -289,5 +304,5 @@ fn read_burnpack(path: &Path) -> Result<BTreeMap<String, FileTensor>, String> {
             .to_vec();
         out.insert(name.clone(), entry(bytes, shape, dtype, name)?);
     }
-    Ok(out)
+    Ok((out, mark))
 }
