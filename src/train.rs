@@ -181,6 +181,7 @@ fn spawn(run: &RunDir, threads: usize) -> Result<Child> {
         .arg("worker")
         .arg(&run.root)
         .env(THREADS_ENV, threads.to_string())
+        .env(crate::engine::trainer::FAIL_ON_NAN_ENV, "1")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

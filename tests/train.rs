@@ -211,6 +211,29 @@ fn bad_data_fails_the_run_with_the_path_named() {
     }
 }
 
+/// In the daemon a NaN loss pauses the run for `thaw lr` and `thaw resume`; `thaw train` has
+/// no one to do that, and used to wait for ever. Now that run fails, named, and the others go on.
+#[test]
+fn a_nan_loss_fails_that_run_of_thaw_train_and_the_others_finish() {
+    let home = Home::new();
+    let text = "name = \"nan\"\n[defaults]\nmodel = \"mlp\"\ndata = \"demo:shapes-small\"\ndevice = \"flex\"\nimage_size = 16\nepochs = 1\noptimizer = \"sgd\"\n[[runs]]\nname = \"boom\"\nlr = 1e30\n[[runs]]\nname = \"calm\"\n";
+    let file = home.write("nan.toml", text);
+    let mut child = home
+        .thaw()
+        .args(["train", file.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert_eq!(common::wait_exit(&mut child, 120), 1, "ends, failed");
+    let boom = home.run_dir("nan", "boom").read_state().unwrap();
+    assert_eq!(boom.status, RunStatus::Failed);
+    let why = boom.message.unwrap();
+    assert!(why.contains("loss is") && why.contains("thaw lr"), "{why}");
+    let calm = home.run_dir("nan", "calm").read_state().unwrap();
+    assert_eq!(calm.status, RunStatus::Finished);
+}
+
 #[cfg(feature = "tch")]
 #[test]
 fn a_session_trains_on_tch_cpu() {
@@ -256,8 +279,8 @@ fn ctrl_c_checkpoints_every_run_and_the_same_command_resumes_them() {
         .thaw()
         .args(["train", file.to_str().unwrap()])
         .process_group(0)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     for run in ["a", "b"] {

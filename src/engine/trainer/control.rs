@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use super::{Outcome, Trainer, step};
 use crate::engine::checkpoint::{self, OpenLog};
@@ -181,6 +181,16 @@ impl<M: Classifier> Trainer<'_, M> {
     }
 
     pub(super) fn pause_on_nan(&mut self, value: f64) -> Result<()> {
+        if std::env::var_os(super::FAIL_ON_NAN_ENV).is_some() {
+            // Under `thaw train` no one can lower the rate and resume: waiting would hang it.
+            let message = format!(
+                "loss is {value} at step {} (epoch {}): not applied, and a run of `thaw train` cannot be given a lower learning rate and resumed, so it ends here (launched in the daemon, it pauses for `thaw lr` and `thaw resume`)",
+                self.state.step + 1,
+                self.state.epoch
+            );
+            self.event("nan", message.clone(), vec![])?;
+            bail!(message);
+        }
         self.self_paused = Some(self.desired.resume);
         let message = format!(
             "loss is {value} at step {} (epoch {}): paused without applying it; lower the learning rate and resume, or stop",

@@ -33,6 +33,10 @@ pub enum Outcome {
     Interrupted,
 }
 
+/// Set in a worker's environment (by `thaw train`, where nothing can resume a paused run), a
+/// loss that is not finite fails the run instead of pausing it.
+pub const FAIL_ON_NAN_ENV: &str = "THAW_FAIL_ON_NAN";
+
 /// Trains the run in `run` to completion (or stop, or signal), resuming from its latest
 /// checkpoint if it has one. `data_dir` holds the demo data sets; `interrupt` is raised by
 /// signal handlers.
