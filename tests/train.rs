@@ -211,6 +211,46 @@ fn bad_data_fails_the_run_with_the_path_named() {
     }
 }
 
+/// What the data left out is said in the run's events, not only kept in memory.
+#[test]
+fn skipped_files_of_an_image_folder_are_warned_about_in_the_events() {
+    let home = Home::new();
+    let data = home.path().join("demo");
+    let out = home.run_cmd(&["data", "demo", data.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let folder = data.join("shapes-small");
+    let class = std::fs::read_dir(&folder)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(class.join("broken.png"), b"not a png").unwrap();
+    std::fs::write(class.join("notes.txt"), b"labels by hand").unwrap();
+    let text = format!(
+        "name = \"warn\"\n[defaults]\nmodel = \"mlp\"\ndata = \"{}\"\ndevice = \"flex\"\nimage_size = 16\nepochs = 1\n[[runs]]\nname = \"r\"\n",
+        folder.display()
+    );
+    let file = home.write("warn.toml", &text);
+    let out = home.run_cmd(&["train", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let warnings: Vec<String> = common::events(&home.run_dir("warn", "r"), "warning")
+        .into_iter()
+        .map(|e| e.message)
+        .collect();
+    let said = |what: &str| warnings.iter().any(|w| w.contains(what));
+    assert!(said("non-image") && said("notes.txt"), "{warnings:?}");
+    assert!(said("unreadable") && said("broken.png"), "{warnings:?}");
+}
+
 /// In the daemon a NaN loss pauses the run for `thaw lr` and `thaw resume`; `thaw train` has
 /// no one to do that, and used to wait for ever. Now that run fails, named, and the others go on.
 #[test]

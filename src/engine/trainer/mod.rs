@@ -226,6 +226,13 @@ impl<'a, M: Classifier> Trainer<'a, M> {
         };
         let names: Vec<String> = trainer.groups.iter().map(|g| g.name.clone()).collect();
         run.init_metrics(&names)?;
+        if checkpoint::latest(run).is_none() {
+            // What the data left out (unreadable images, other files, a lone image), said once
+            // where the user reads the run: its events.
+            for warning in trainer.dataset.warnings.clone() {
+                trainer.event("warning", format!("data: {warning}"), vec![])?;
+            }
+        }
         trainer.restore()?;
         Ok(trainer)
     }
