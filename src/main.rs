@@ -62,14 +62,14 @@ enum Command {
         #[arg(long)]
         weights: PathBuf,
         /// Classes of the model (default: the run's classes.json, else the file's head).
-        #[arg(long)]
+        #[arg(long, value_parser = classes)]
         classes: Option<usize>,
-        #[arg(long, default_value_t = 32)]
+        #[arg(long, default_value_t = 32, value_parser = image_size)]
         image_size: usize,
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = in_channels)]
         in_channels: usize,
         /// How many of the most likely classes to print.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 5, value_parser = top)]
         top: usize,
         /// JSON: [{"image", "top": [[class, p], ...], "probabilities": [...]}].
         #[arg(long)]
@@ -132,11 +132,11 @@ enum WeightsCommand {
         #[arg(long)]
         model: ModelKind,
         /// Classes of the model (default: the file's head).
-        #[arg(long)]
+        #[arg(long, value_parser = classes)]
         classes: Option<usize>,
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = in_channels)]
         in_channels: usize,
-        #[arg(long, default_value_t = 224)]
+        #[arg(long, default_value_t = 224, value_parser = image_size)]
         image_size: usize,
         /// The report as JSON (the format of a run's transfer.json).
         #[arg(long)]
@@ -152,6 +152,47 @@ enum DataCommand {
         dir: PathBuf,
     },
 }
+
+/// A whole number in `range`, or what would be accepted.
+fn whole(text: &str, range: std::ops::RangeInclusive<usize>, what: &str) -> Result<usize, String> {
+    text.parse::<usize>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            format!(
+                "{what}: a whole number from {} to {}",
+                range.start(),
+                range.end()
+            )
+        })
+}
+
+fn classes(text: &str) -> Result<usize, String> {
+    whole(text, 1..=MAX_CLASSES, "classes of the model's head")
+}
+
+fn image_size(text: &str) -> Result<usize, String> {
+    whole(
+        text,
+        1..=thaw::engine::data::MAX_IMAGE_SIZE,
+        "pixels a side",
+    )
+}
+
+fn in_channels(text: &str) -> Result<usize, String> {
+    match text {
+        "1" => Ok(1),
+        "3" => Ok(3),
+        _ => Err("1 (grayscale) or 3 (RGB)".into()),
+    }
+}
+
+fn top(text: &str) -> Result<usize, String> {
+    whole(text, 1..=MAX_CLASSES, "classes to print")
+}
+
+/// More classes than any head thaw is asked for (ImageNet-21k has 21,841).
+const MAX_CLASSES: usize = 100_000;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

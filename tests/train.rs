@@ -142,6 +142,30 @@ fn bad_session_files_are_refused_with_file_line_and_key() {
             &["bad.toml:6", "missing.pth does not exist"],
         ),
         (
+            "[[runs]]\nname = \"a\"\nweights = \".\"\n",
+            &["bad.toml:6", "is a directory"],
+        ),
+        (
+            "[[runs]]\nname = \"a\"\nweights = \"bad.toml\"\n",
+            &["bad.toml:6", "extension thaw does not read", ".safetensors"],
+        ),
+        (
+            "[[runs]]\nname = \"a\"\nmomentum = 5.0\n",
+            &["bad.toml:6", "`momentum`", "[0, 1)"],
+        ),
+        (
+            "[[runs]]\nname = \"a\"\nweight_decay = nan\n",
+            &["bad.toml:6", "`weight_decay`", ">= 0"],
+        ),
+        (
+            "[[runs]]\nname = \"a\"\nlr_step_gamma = -2.0\n",
+            &["bad.toml:6", "`lr_step_gamma`", "(0, 1]"],
+        ),
+        (
+            "[[runs]]\nname = \"a\"\nimage_size = 100000\n",
+            &["bad.toml:6", "`image_size`", "2048"],
+        ),
+        (
             "[[runs]]\nname = \"a\"\nweights = \"run:a/latest\"\n",
             &["bad.toml:6", "run:RUN/best"],
         ),

@@ -234,6 +234,14 @@ fn broken_files_are_errors_that_say_why() {
             "expected .bpk, .safetensors, .pt or .pth",
         ),
         (dir.path().join("missing.pth"), "no such file"),
+        (
+            {
+                let p = dir.path().join("folder.bpk");
+                std::fs::create_dir(&p).unwrap();
+                p
+            },
+            "is a directory",
+        ),
     ];
     for (path, expected) in cases {
         let err = WeightsFile::read(&path).expect_err("refused").to_string();
@@ -255,6 +263,41 @@ fn broken_files_are_errors_that_say_why() {
             .expect_err("truncated file refused")
             .to_string();
         assert!(err.contains("truncated.pth"), "{err}");
+    }
+}
+
+/// Numbers the model is built from are checked before anything is read or allocated: a
+/// size of 0 used to panic, 100000 to abort for want of 120 GB.
+#[test]
+fn predict_and_transfer_refuse_sizes_no_model_has() {
+    let home = common::Home::new();
+    let cases: &[(&[&str], &str)] = &[
+        (&["predict", "--image-size", "0"], "from 1 to 2048"),
+        (&["predict", "--image-size", "100000"], "from 1 to 2048"),
+        (&["predict", "--top", "0"], "classes to print"),
+        (
+            &["predict", "--classes", "0"],
+            "classes of the model's head",
+        ),
+        (
+            &["weights", "transfer", "--in-channels", "2"],
+            "1 (grayscale) or 3 (RGB)",
+        ),
+        (
+            &["weights", "transfer", "--classes", "100000000000"],
+            "from 1 to 100000",
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut all = args.to_vec();
+        match args[0] {
+            "predict" => all.extend(["--model", "mlp", "--weights", "w.bpk", "a.png"]),
+            _ => all.extend(["w.bpk", "--model", "mlp"]),
+        }
+        let out = home.run_cmd(&all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
 

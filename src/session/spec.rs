@@ -338,6 +338,42 @@ impl RunSpec {
                 ),
             ));
         }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return Err((
+                "momentum",
+                format!(
+                    "{} is outside [0, 1): use a fraction such as 0.9 (0 turns it off)",
+                    self.momentum
+                ),
+            ));
+        }
+        if let Some(decay) = self.weight_decay
+            && !(decay.is_finite() && decay >= 0.0)
+        {
+            return Err((
+                "weight_decay",
+                format!("{decay} is not a decay: use a number >= 0 such as 0.01"),
+            ));
+        }
+        if !(self.lr_step_gamma > 0.0 && self.lr_step_gamma <= 1.0) {
+            return Err((
+                "lr_step_gamma",
+                format!(
+                    "{} is outside (0, 1]: use the factor each step multiplies the rate by, such as 0.1",
+                    self.lr_step_gamma
+                ),
+            ));
+        }
+        if self.image_size > crate::engine::data::MAX_IMAGE_SIZE {
+            return Err((
+                "image_size",
+                format!(
+                    "{} is more than {} pixels a side",
+                    self.image_size,
+                    crate::engine::data::MAX_IMAGE_SIZE
+                ),
+            ));
+        }
         if !(0.0..1.0).contains(&self.val_split) {
             return Err((
                 "val_split",
@@ -470,11 +506,19 @@ impl RunSpec {
         }
         if let Ok(WeightsSource::File(file)) = WeightsSource::parse(&self.weights) {
             let file = absolute(&file.display().to_string());
-            if !file.is_file() {
+            let wrong = match () {
+                _ if file.is_dir() => Some("is a directory"),
+                _ if !file.is_file() => Some("does not exist"),
+                _ if crate::engine::weights::format_of(&file).is_err() => {
+                    Some("has an extension thaw does not read")
+                }
+                _ => None,
+            };
+            if let Some(wrong) = wrong {
                 return Err((
                     "weights",
                     format!(
-                        "{} does not exist: expected a .bpk, .safetensors, .pt or .pth file, run:RUN/best, or \"none\"",
+                        "{} {wrong}: expected a .bpk, .safetensors, .pt or .pth file, run:RUN/best, or \"none\"",
                         file.display()
                     ),
                 ));

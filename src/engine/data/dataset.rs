@@ -19,7 +19,7 @@ use super::source::DataSource;
 const CACHE_BUDGET: usize = 1 << 30;
 
 /// The largest `image_size` accepted.
-const MAX_IMAGE_SIZE: usize = 2048;
+pub const MAX_IMAGE_SIZE: usize = 2048;
 
 /// Unreadable images are dropped with a warning up to this share of all images, in percent.
 const MAX_UNREADABLE_PERCENT: usize = 5;

@@ -15,7 +15,7 @@ mod source;
 #[cfg(test)]
 mod tests;
 
-pub use dataset::{DataSpec, Dataset, Split};
+pub use dataset::{DataSpec, Dataset, MAX_IMAGE_SIZE, Split};
 pub use demo::{DEMO_SETS, ensure_demo, write_demo};
 pub use error::DataError;
 pub use loader::{Batch, Loader};

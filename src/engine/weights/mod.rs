@@ -5,7 +5,9 @@ mod read;
 mod source;
 mod transfer;
 
-pub use read::{FileTensor, Format, LAYOUT_KEY, PYTORCH_LAYOUT, WeightsError, WeightsFile};
+pub use read::{
+    FileTensor, Format, LAYOUT_KEY, PYTORCH_LAYOUT, WeightsError, WeightsFile, format_of,
+};
 pub use source::WeightsSource;
 pub use transfer::{
     GroupTransfer, Mismatch, TransferReport, TransferRules, pytorch_name, transfer, transpose,

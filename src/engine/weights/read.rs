@@ -78,6 +78,9 @@ impl WeightsFile {
             path: path.to_path_buf(),
             reason,
         };
+        if path.is_dir() {
+            return Err(unreadable("is a directory, not a file".into()));
+        }
         if !path.is_file() {
             return Err(unreadable("no such file".into()));
         }
@@ -123,7 +126,8 @@ impl WeightsFile {
     }
 }
 
-fn format_of(path: &Path) -> Result<Format, WeightsError> {
+/// The format a weights file's extension names.
+pub fn format_of(path: &Path) -> Result<Format, WeightsError> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
