@@ -240,6 +240,13 @@ fn bad_data_fails_the_run_with_the_path_named() {
 fn skipped_files_of_an_image_folder_are_warned_about_in_the_events() {
     let home = Home::new();
     let data = home.path().join("demo");
+    // Into a file: said once, naming the file.
+    let file = home.write("demo.txt", "");
+    let out = home.run_cmd(&["data", "demo", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("demo.txt: it is a file"), "{stderr}");
+    assert_eq!(stderr.matches("it is a file").count(), 1, "{stderr}");
     let out = home.run_cmd(&["data", "demo", data.to_str().unwrap()]);
     assert!(
         out.status.success(),

@@ -396,7 +396,7 @@ data = "demo:shapes"
 /// is square: its own best weights used to load as PyTorch's, 4 of 6 tensors, the square one
 /// transposed without a word. Its own file and its exports all load whole and unchanged.
 #[test]
-fn an_mlp_loads_its_own_weights_and_its_exports_whole() {
+fn an_mlp_loads_its_own_weights_and_its_exports_whole_and_exports_keep_its_files() {
     let home = common::Home::new();
     let shape = ModelShape {
         classes: 5,
@@ -423,6 +423,31 @@ fn an_mlp_loads_its_own_weights_and_its_exports_whole() {
     )
     .unwrap();
     ours.clone().save_file(run.best()).unwrap();
+    // An export never replaces the run's own files, and one that fails leaves nothing behind.
+    let before = std::fs::read(run.best()).unwrap();
+    let taken = home.path().join("taken.bpk");
+    std::fs::create_dir(&taken).unwrap();
+    let refusals = [
+        (run.best(), "inside the run's own directory"),
+        (home.path().join("nowhere/x.bpk"), "cannot write"),
+        (taken.clone(), "cannot replace"),
+    ];
+    for (to, expected) in refusals {
+        let out = home.run_cmd(&["export", "s/r", "--to", to.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(expected) && stderr.contains(to.to_str().unwrap()),
+            "{stderr}"
+        );
+    }
+    assert_eq!(std::fs::read(run.best()).unwrap(), before);
+    let left: Vec<_> = std::fs::read_dir(home.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     let mut files = vec![run.best()];
     for name in ["mlp.bpk", "mlp.safetensors"] {
         let to = home.path().join(name);

@@ -103,6 +103,20 @@ impl ModelTask for Load<'_> {
 pub fn main(paths: &Paths, run: &str, to: &Path, latest: bool) -> Result<()> {
     let run = find_run(paths, run)?;
     let spec = RunSpec::load(&run.spec())?;
+    let folder = to
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if let (Ok(folder), Ok(root)) = (folder.canonicalize(), run.root.canonicalize())
+        && folder.starts_with(&root)
+    {
+        // An export over best.bpk would turn the run's own weights into PyTorch's layout.
+        bail!(
+            "cannot export to {}: it is inside the run's own directory {}, whose files thaw reads; export somewhere else",
+            to.display(),
+            run.root.display()
+        );
+    }
     let source: PathBuf = if latest {
         checkpoint::latest(&run)
             .map(|(dir, _)| dir.join("model.bpk"))

@@ -59,6 +59,13 @@ const SETS: [DemoSet; 2] = [
 
 /// Writes every demo set under `dir` as an ImageFolder, replacing any that are there.
 pub fn write_demo(dir: &Path) -> Result<(), DataError> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(DataError::io(
+            "cannot write the demo sets into",
+            dir,
+            io::Error::other("it is a file, not a folder"),
+        ));
+    }
     for set in &SETS {
         write_set(dir, set, true)?;
     }

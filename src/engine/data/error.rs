@@ -129,14 +129,15 @@ pub enum DataError {
         reason: String,
     },
     /// A file or folder could not be read or written.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}: {error}")]
     Io {
         /// What was being done, e.g. "could not read folder".
         action: &'static str,
         /// The file or folder.
         path: PathBuf,
-        /// The underlying error.
-        source: io::Error,
+        /// The underlying error: said in the message, so not a `source` that a `{:#}` would
+        /// say again.
+        error: io::Error,
     },
     /// The background loader thread could not be started.
     #[error("could not start the data loader thread: {0}")]
@@ -149,7 +150,7 @@ impl DataError {
         DataError::Io {
             action,
             path: path.into(),
-            source,
+            error: source,
         }
     }
 }
