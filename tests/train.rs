@@ -282,6 +282,57 @@ fn skipped_files_of_an_image_folder_are_warned_about_in_the_events() {
     assert!(said("unreadable") && said("broken.png"), "{warnings:?}");
 }
 
+/// `run:SESSION/RUN/best` is checked when the session starts, not when its run fails later.
+#[test]
+fn weights_from_another_session_are_checked_at_the_start() {
+    let home = Home::new();
+    let session = |name: &str, weights: &str| {
+        format!(
+            "name = \"{name}\"\n[defaults]\nmodel = \"mlp\"\ndata = \"demo:shapes-small\"\ndevice = \"flex\"\nimage_size = 16\nepochs = 1\nweights = \"{weights}\"\n[[runs]]\nname = \"a\"\n"
+        )
+    };
+    let train = |name: &str, weights: &str| {
+        let file = home.write(&format!("{name}.toml"), &session(name, weights));
+        home.run_cmd(&["train", file.to_str().unwrap()])
+    };
+    let out = train("pre", "none");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (name, weights, expected) in [
+        (
+            "ft1",
+            "run:nope/a/best",
+            "there is no session \"nope\" (sessions: pre)",
+        ),
+        (
+            "ft2",
+            "run:pre/b/best",
+            "session \"pre\" has no run \"b\" (its runs: a)",
+        ),
+    ] {
+        let out = train(name, weights);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(!home.run_dir(name, "a").root.exists(), "nothing written");
+    }
+    let out = train("ft", "run:pre/a/best");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let weights = common::events(&home.run_dir("ft", "a"), "weights");
+    assert!(
+        weights[0].message.contains("run:pre/a/best"),
+        "{}",
+        weights[0].message
+    );
+}
+
 /// In the daemon a NaN loss pauses the run for `thaw lr` and `thaw resume`; `thaw train` has
 /// no one to do that, and used to wait for ever. Now that run fails, named, and the others go on.
 #[test]

@@ -2,8 +2,11 @@
 
 use anyhow::{Context, Result, bail};
 
+use std::path::{Path, PathBuf};
+
 use super::SessionSpec;
 use crate::engine::rundir::{Desired, RunDir, write_atomic};
+use crate::engine::weights::WeightsSource;
 use crate::paths::Paths;
 
 /// Creates (or finds again) the session's directory and its runs' directories, each with its
@@ -21,6 +24,9 @@ pub fn prepare(paths: &Paths, spec: &SessionSpec) -> Result<Vec<RunDir>> {
             dir.display()
         );
     }
+    for run in &spec.runs {
+        check_other_session(paths, &spec.name, run)?;
+    }
     std::fs::create_dir_all(dir.join("runs"))
         .with_context(|| format!("cannot create {}", dir.display()))?;
     write_atomic(&session_file, spec.source.as_bytes())?;
@@ -36,4 +42,58 @@ pub fn prepare(paths: &Paths, spec: &SessionSpec) -> Result<Vec<RunDir>> {
         runs.push(run_dir);
     }
     Ok(runs)
+}
+
+/// A run that starts from another session's run (`run:SESSION/RUN/best`) needs that run's
+/// best weights now: nothing waits across sessions, so without them it could only fail later.
+fn check_other_session(paths: &Paths, session: &str, run: &crate::session::RunSpec) -> Result<()> {
+    let Ok(WeightsSource::Run {
+        session: Some(other),
+        run: source,
+    }) = WeightsSource::parse(&run.weights)
+    else {
+        return Ok(());
+    };
+    let said = format!(
+        "session {session:?}, run {:?}: weights = {:?}",
+        run.name, run.weights
+    );
+    let listed = |dir: PathBuf| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        match names.is_empty() {
+            true => "none".to_string(),
+            false => names.join(", "),
+        }
+    };
+    let other_dir = paths.session(&other);
+    if !other_dir.is_dir() {
+        let all = other_dir
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        bail!(
+            "{said}: there is no session {other:?} (sessions: {})",
+            listed(all)
+        );
+    }
+    let run_dir = paths.run(&other, &source);
+    if !run_dir.is_dir() {
+        bail!(
+            "{said}: session {other:?} has no run {source:?} (its runs: {})",
+            listed(other_dir.join("runs"))
+        );
+    }
+    if !run_dir.join("best.bpk").is_file() {
+        bail!(
+            "{said}: {other}/{source} has no best.bpk yet (it writes one at its first validation), and weights from another session must be there at launch"
+        );
+    }
+    Ok(())
 }
