@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod engine;
 pub mod executor;
 pub mod gpu;
+pub mod number;
 pub mod paths;
 pub mod protocol;
 pub mod series;

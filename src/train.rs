@@ -229,7 +229,7 @@ fn line(name: &str, width: usize, state: &RunState) -> String {
     };
     let loss = state
         .last_loss
-        .map(|l| format!("{l:.3}"))
+        .map(|l| crate::number::fixed(l, 3))
         .unwrap_or_else(|| "-".into());
     let acc = state
         .best_val_accuracy

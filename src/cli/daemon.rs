@@ -247,7 +247,9 @@ pub fn status_table(runs: &[RunInfo], colour: bool) -> String {
             total => format!("{}/{total}", run.step),
         };
         let epoch = format!("{}/{}", (run.epoch + 1).min(run.epochs), run.epochs);
-        let loss = run.last_loss.map_or("-".into(), |l| format!("{l:.4}"));
+        let loss = run
+            .last_loss
+            .map_or("-".into(), |l| crate::number::fixed(l, 4));
         let acc = run
             .best_val_accuracy
             .map_or("-".into(), |a| format!("{:.1}%", a * 100.0));

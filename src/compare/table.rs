@@ -90,7 +90,7 @@ fn cells(s: &RunSummary) -> [String; 9] {
         or_dash(s.status.clone()),
         or_dash(s.weights.as_deref().map(weights_label)),
         or_dash(s.best_val_accuracy.map(percent)),
-        or_dash(s.best_val_loss.map(|l| format!("{l:.4}"))),
+        or_dash(s.best_val_loss.map(|l| crate::number::fixed(l, 4))),
         or_dash(s.steps_to_target.map(|n| n.to_string())),
         or_dash(s.seconds_to_target.map(duration)),
         trainable,

@@ -122,14 +122,16 @@ fn apply(run: &mut Run, control: Control) -> Result<String, String> {
 fn set_lr(run: &mut Run, value: f64) -> Result<String, String> {
     if !(value.is_finite() && value > 0.0) {
         return Err(format!(
-            "the learning-rate multiplier must be a positive number, not {value}"
+            "the learning-rate multiplier must be a positive number, not {}",
+            crate::number::plain(value)
         ));
     }
     run.change_desired(|d| d.lr_multiplier = value)
         .map_err(|e| format!("{e:#}"))?;
     Ok(format!(
-        "{}: learning-rate multiplier {value}",
-        run.full_name()
+        "{}: learning-rate multiplier {}",
+        run.full_name(),
+        crate::number::plain(value)
     ))
 }
 

@@ -122,7 +122,8 @@ impl<M: Classifier> Trainer<'_, M> {
         if self.desired.lr_multiplier != self.state.lr_multiplier {
             let message = format!(
                 "learning-rate multiplier {} -> {}",
-                self.state.lr_multiplier, self.desired.lr_multiplier
+                crate::number::plain(self.state.lr_multiplier),
+                crate::number::plain(self.desired.lr_multiplier)
             );
             self.state.lr_multiplier = self.desired.lr_multiplier;
             self.event("lr", message, vec![])?;

@@ -126,7 +126,11 @@ fn title_line<'a>(run: &crate::tui::board::RunView, ctx: &Ctx, width: u16) -> Li
             text,
             1,
         ),
-        (format!("· lr x{} ", info.lr_multiplier), text, 6),
+        (
+            format!("· lr x{} ", crate::number::plain(info.lr_multiplier)),
+            text,
+            6,
+        ),
     ];
     if let Some(bytes) = info.gpu_memory {
         let gib = bytes as f64 / (1u64 << 30) as f64;

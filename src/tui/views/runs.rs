@@ -163,7 +163,8 @@ fn draw_table(frame: &mut Frame, area: Rect, ctx: &Ctx) {
         )));
         if width >= MEDIUM {
             cells.push(Cell::from(
-                info.last_loss.map_or("-".into(), |l| format!("{l:.4}")),
+                info.last_loss
+                    .map_or("-".into(), |l| crate::number::fixed(l, 4)),
             ));
         }
         let percent = |v: Option<f64>| v.map_or("-".to_string(), |a| format!("{:.1}", 100.0 * a));

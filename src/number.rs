@@ -1,0 +1,42 @@
+//! Numbers as people read them: a multiplier of 1e-300 is not three hundred digits, and a loss
+//! that diverged to 6.9e34 does not push a table's columns apart.
+
+/// `v` as Rust writes it where that is short (`0.5`, `2`, `1e-3` as `0.001`), else in
+/// scientific notation (`1e-300`, `6.872786e34`).
+pub fn plain(v: f64) -> String {
+    let magnitude = v.abs();
+    if v == 0.0 || !v.is_finite() || (1e-4..1e6).contains(&magnitude) {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
+}
+
+/// `v` with `decimals` places (`0.6637`), or in scientific notation with as many when it is
+/// too large or too small for them to say anything (`6.8728e34`, `1.2000e-7`).
+pub fn fixed(v: f64, decimals: usize) -> String {
+    let magnitude = v.abs();
+    if v == 0.0 || !v.is_finite() || (1e-3..1e6).contains(&magnitude) {
+        format!("{v:.decimals$}")
+    } else {
+        format!("{v:.decimals$e}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_where_plain_is_short_and_scientific_where_it_is_not() {
+        assert_eq!(plain(0.5), "0.5");
+        assert_eq!(plain(2.0), "2");
+        assert_eq!(plain(1e-300), "1e-300");
+        assert_eq!(plain(3e7), "3e7");
+        assert_eq!(plain(f64::NAN), "NaN");
+        assert_eq!(fixed(0.66371, 4), "0.6637");
+        assert_eq!(fixed(6.872786e34, 4), "6.8728e34");
+        assert_eq!(fixed(0.0, 4), "0.0000");
+        assert_eq!(fixed(f64::INFINITY, 4), "inf");
+    }
+}
