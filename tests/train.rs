@@ -128,6 +128,10 @@ fn bad_session_files_are_refused_with_file_line_and_key() {
             "[[runs]]\nname = \"a\"\nepochs = \"many\"\n",
             &["line 6", "epochs"],
         ),
+        (
+            "[[runs]]\nname = \"a\"\nepochs = -1\n",
+            &["epochs", "expected a whole number, 0 or more"],
+        ),
         ("", &["no runs"]),
         (
             "[[runs]]\nname = \"a\"\nweights = \"run:nope/best\"\n",

@@ -225,7 +225,10 @@ fn broken_files_are_errors_that_say_why() {
     let cases = [
         (write("empty.pth", b""), "not a PyTorch state dict"),
         (write("empty.safetensors", b""), "not a safetensors file"),
-        (write("empty.bpk", b""), "not a burnpack file"),
+        (
+            write("empty.bpk", b""),
+            "not a burnpack file (it is empty or cut short)",
+        ),
         (write("random.pth", &random), "not a PyTorch state dict"),
         (write("random.bpk", &random), "not a burnpack file"),
         (write("lying.safetensors", &lying), "not a safetensors file"),

@@ -165,7 +165,7 @@ impl SessionSpec {
     pub fn parse(text: &str, path: &Path) -> Result<Self, SessionError> {
         let file = path.display();
         let checked: SessionFile = toml::from_str(text)
-            .map_err(|e| SessionError(format!("{file}: {}", e.to_string().trim_end())))?;
+            .map_err(|e| SessionError(format!("{file}: {}", in_words(e.to_string().trim_end()))))?;
         if checked.runs.is_empty() {
             return Err(SessionError(format!(
                 "{file}: no runs: add at least one [[runs]] table with a name"
@@ -192,9 +192,13 @@ impl SessionSpec {
             if let Some(table) = table.as_table() {
                 merged.extend(table.clone());
             }
-            let run: RunSpec = merged
-                .try_into()
-                .map_err(|e| SessionError(format!("{file}: run {}: {e}", index + 1)))?;
+            let run: RunSpec = merged.try_into().map_err(|e| {
+                SessionError(format!(
+                    "{file}: run {}: {}",
+                    index + 1,
+                    in_words(&e.to_string())
+                ))
+            })?;
             let at = |key: &str| Location {
                 path,
                 text,
@@ -292,6 +296,21 @@ fn check_references(runs: &[RunSpec]) -> Result<(), (usize, String)> {
         }
     }
     Ok(())
+}
+
+/// serde's type names as a user would say them: `expected usize` is Rust, not TOML.
+fn in_words(message: &str) -> String {
+    [
+        ("expected usize", "expected a whole number, 0 or more"),
+        ("expected u64", "expected a whole number, 0 or more"),
+        ("expected u32", "expected a whole number, 0 or more"),
+        ("expected f64", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+    ]
+    .iter()
+    .fold(message.to_string(), |m, (rust, words)| {
+        m.replace(rust, words)
+    })
 }
 
 fn check_name(name: &str, what: &str) -> Result<(), String> {

@@ -294,7 +294,12 @@ fn read_safetensors(path: &Path) -> Result<BTreeMap<String, FileTensor>, String>
 
 fn read_burnpack(path: &Path) -> Result<(BTreeMap<String, FileTensor>, Option<String>), String> {
     let reader = burn::store::burn_pack::Reader::from_file(path).map_err(|e| {
-        format!("not a burnpack file ({e:?}): expected a .bpk written by burn or thaw")
+        let why = format!("{e:?}");
+        let why = match why.contains("failed to fill whole buffer") {
+            true => "it is empty or cut short".to_string(),
+            false => why,
+        };
+        format!("not a burnpack file ({why}): expected a .bpk written by burn or thaw")
     })?;
     let mark = reader.metadata().get(LAYOUT_KEY).cloned();
     let mut out = BTreeMap::new();
