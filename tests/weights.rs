@@ -409,22 +409,7 @@ fn an_mlp_loads_its_own_weights_and_its_exports_whole_and_exports_keep_its_files
     let device = Device::flex();
     device.seed(3);
     let ours = Mlp::new(shape, &device);
-    let run = home.run_dir("s", "r");
-    std::fs::create_dir_all(&run.root).unwrap();
-    let spec = thaw::session::RunSpec {
-        name: "r".into(),
-        model: ModelKind::Mlp,
-        image_size: 16,
-        device: "flex".parse().unwrap(),
-        ..Default::default()
-    };
-    std::fs::write(run.spec(), spec.to_toml()).unwrap();
-    let names: Vec<String> = (0..5).map(|i| format!("class{i}")).collect();
-    std::fs::write(
-        run.root.join("classes.json"),
-        serde_json::to_vec(&names).unwrap(),
-    )
-    .unwrap();
+    let run = finished_looking_run(&home, ModelKind::Mlp, 16, 5);
     ours.clone().save_file(run.best()).unwrap();
     // An export never replaces the run's own files, and one that fails leaves nothing behind.
     let before = std::fs::read(run.best()).unwrap();
@@ -501,25 +486,37 @@ fn model_values(path: &Path, classes: usize) -> std::collections::BTreeMap<Strin
     all
 }
 
-/// A finished-looking run of `resnet18` whose best weights are PyTorch's file, for export and
-/// predict.
-fn run_with_pytorch_weights(home: &common::Home, torch: &Path) -> thaw::engine::rundir::RunDir {
+/// Run `s/r` as a finished run leaves it, without its weights: its spec and `classes.json`
+/// (`class0`, `class1`, ...).
+fn finished_looking_run(
+    home: &common::Home,
+    model: ModelKind,
+    image_size: usize,
+    classes: usize,
+) -> thaw::engine::rundir::RunDir {
     let run = home.run_dir("s", "r");
     std::fs::create_dir_all(&run.root).unwrap();
     let spec = thaw::session::RunSpec {
         name: "r".into(),
-        model: ModelKind::ResNet18,
-        image_size: 56,
+        model,
+        image_size,
         device: "flex".parse().unwrap(),
         ..Default::default()
     };
     std::fs::write(run.spec(), spec.to_toml()).unwrap();
-    let names: Vec<String> = (0..10).map(|i| format!("class{i}")).collect();
+    let names: Vec<String> = (0..classes).map(|i| format!("class{i}")).collect();
     std::fs::write(
         run.root.join("classes.json"),
         serde_json::to_vec(&names).unwrap(),
     )
     .unwrap();
+    run
+}
+
+/// A finished-looking run of `resnet18` whose best weights are PyTorch's file, for export and
+/// predict.
+fn run_with_pytorch_weights(home: &common::Home, torch: &Path) -> thaw::engine::rundir::RunDir {
+    let run = finished_looking_run(home, ModelKind::ResNet18, 56, 10);
     let (model, _) = load(resnet18(10, 3), &torch.join("r18.pth"));
     model.save_file(run.best()).unwrap();
     run
