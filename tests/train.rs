@@ -405,8 +405,8 @@ fn ctrl_c_checkpoints_every_run_and_the_same_command_resumes_them() {
         .thaw()
         .args(["train", file.to_str().unwrap()])
         .process_group(0)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     for run in ["a", "b"] {
