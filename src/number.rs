@@ -12,14 +12,15 @@ pub fn plain(v: f64) -> String {
     }
 }
 
-/// `v` with `decimals` places (`0.6637`), or in scientific notation with as many when it is
-/// too large or too small for them to say anything (`6.8728e34`, `1.2000e-7`).
+/// `v` with `decimals` places (`0.6637`), or in scientific notation with at most two when it
+/// is too large or too small for them to say anything (`6.87e34`, `1.20e-7`): no wider than
+/// the plain form, so a column made for it holds either.
 pub fn fixed(v: f64, decimals: usize) -> String {
     let magnitude = v.abs();
     if v == 0.0 || !v.is_finite() || (1e-3..1e6).contains(&magnitude) {
         format!("{v:.decimals$}")
     } else {
-        format!("{v:.decimals$e}")
+        format!("{v:.*e}", decimals.min(2))
     }
 }
 
@@ -35,7 +36,8 @@ mod tests {
         assert_eq!(plain(3e7), "3e7");
         assert_eq!(plain(f64::NAN), "NaN");
         assert_eq!(fixed(0.66371, 4), "0.6637");
-        assert_eq!(fixed(6.872786e34, 4), "6.8728e34");
+        assert_eq!(fixed(6.872786e34, 4), "6.87e34");
+        assert_eq!(fixed(4.0233e-8, 4), "4.02e-8");
         assert_eq!(fixed(0.0, 4), "0.0000");
         assert_eq!(fixed(f64::INFINITY, 4), "inf");
     }

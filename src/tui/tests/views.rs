@@ -82,6 +82,11 @@ fn compare_view() {
         }),
     });
     snapshot_both("compare", &app);
+    // The smallest terminal that draws views draws this one too (it panicked at 40x8).
+    for (w, h) in [(40, 8), (40, 9), (41, 10), (60, 15)] {
+        let text = screen(&app, w, h);
+        assert!(text.contains(" thaw "), "{text}");
+    }
     // Five runs in the table leave the chart a few rows on 24 lines: its legend stays, as it
     // alone tells the lines apart, and no line shows through it.
     let mut five = fixture::comparison();

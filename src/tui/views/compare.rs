@@ -34,7 +34,11 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
             Err(message) => vec![format!("session {session}: {message}")],
         })
         .collect();
-    let table_height = (table_lines.len() as u16 + 2).clamp(3, area.height / 2);
+    // Half the body at most, and at least a border and a row where the body has room for it
+    // (at 40x8 it has 6 rows).
+    let table_height = (table_lines.len() as u16 + 2)
+        .min(area.height / 2)
+        .max(3.min(area.height));
     let [chart_area, table_area] =
         Layout::vertical([Constraint::Min(5), Constraint::Length(table_height)]).areas(area);
 
