@@ -198,6 +198,14 @@ fn a_nan_loss_pauses_the_run_and_names_the_step() {
     })
     .unwrap();
     assert_eq!(wait_exit(&mut child, 60), 0);
+    // Stopped, the pause's advice (lower the rate and resume, or stop) is not shown any more.
+    let stopped = run.read_state().unwrap();
+    assert_eq!(stopped.status, RunStatus::Stopped);
+    let message = stopped.message.unwrap_or_default();
+    assert!(
+        message.starts_with("stopped while paused on a loss that was not finite"),
+        "{message}"
+    );
 }
 
 fn wait_until(cond: impl Fn() -> bool) {

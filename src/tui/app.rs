@@ -378,8 +378,24 @@ impl App {
                 Vec::new()
             }
             Action::Stop => {
-                if let Some(run) = self.run() {
-                    self.popup = Some(Popup::Confirm(Confirm::StopRun(run.full_name())));
+                let Some(run) = self.run() else {
+                    return Vec::new();
+                };
+                let (name, status) = (run.full_name(), run.info.status);
+                match status {
+                    // Asking first would only end in the daemon's refusal.
+                    RunStatus::Finished
+                    | RunStatus::Failed
+                    | RunStatus::Stopped
+                    | RunStatus::Interrupted => self.say(
+                        format!(
+                            "{name} is {}: nothing to stop{}",
+                            status.word(),
+                            ended(status)
+                        ),
+                        Role::Warning,
+                    ),
+                    _ => self.popup = Some(Popup::Confirm(Confirm::StopRun(name))),
                 }
                 Vec::new()
             }
@@ -474,9 +490,12 @@ impl App {
                 RunStatus::Paused => (Control::Resume, Expect::Resume),
                 RunStatus::Running | RunStatus::Checkpointing => (Control::Pause, Expect::Pause),
                 other => {
-                    let status = other.word();
                     self.say(
-                        format!("{name} is {status}: nothing to pause (r resumes a stopped run)"),
+                        format!(
+                            "{name} is {}: nothing to pause{}",
+                            other.word(),
+                            ended(other)
+                        ),
                         Role::Warning,
                     );
                     return Vec::new();
@@ -688,5 +707,16 @@ fn satisfies(expect: &Expect, event: &Event) -> bool {
         Expect::Checkpoint => event.kind == "checkpoint",
         Expect::Lr => event.kind == "lr",
         Expect::Shutdown => false,
+    }
+}
+
+/// What `r` can do for a run that is not training, as a footer's tail (`; r resumes it ...`).
+fn ended(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Failed | RunStatus::Stopped | RunStatus::Interrupted => {
+            "; r resumes it from its last checkpoint"
+        }
+        RunStatus::Queued | RunStatus::Waiting => "; it has not started",
+        _ => "",
     }
 }

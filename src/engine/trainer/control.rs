@@ -38,6 +38,13 @@ impl<M: Classifier> Trainer<'_, M> {
             }
             self.apply_desired()?;
             if self.desired.stop {
+                // A pause's advice ("lower the learning rate and resume, or stop") is done with.
+                self.message = self.self_paused.take().map(|_| {
+                    format!(
+                        "stopped while paused on a loss that was not finite at step {}",
+                        self.state.step + 1
+                    )
+                });
                 self.checkpoint("stop")?;
                 self.status = RunStatus::Stopped;
                 self.event(

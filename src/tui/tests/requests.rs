@@ -236,8 +236,13 @@ fn a_refused_request_says_why() {
 fn pausing_a_run_that_is_not_running_sends_nothing_and_says_so() {
     let mut app = fixture::app(false);
     assert_eq!(requests(&chars(&mut app, "p")), vec![]);
+    let text = app.notice.clone().map(|n| n.text).unwrap_or_default();
+    assert_eq!(text, "demo/pretrain is finished: nothing to pause");
+    // Nor is a finished run's stop asked about only to be refused by the daemon.
+    assert_eq!(requests(&chars(&mut app, "s")), vec![]);
+    assert!(app.popup.is_none());
     let text = app.notice.map(|n| n.text).unwrap_or_default();
-    assert!(text.contains("demo/pretrain is finished"), "{text}");
+    assert_eq!(text, "demo/pretrain is finished: nothing to stop");
 }
 
 #[test]
