@@ -163,6 +163,20 @@ impl Board {
                 event,
             } => match self.run_mut(&session, &run) {
                 Some(view) => {
+                    // The worker's freeze is done when it says so: the groups show it from
+                    // then, not only from its next state.json.
+                    let frozen = match event.kind.as_str() {
+                        "freeze" => Some(true),
+                        "unfreeze" => Some(false),
+                        _ => None,
+                    };
+                    if let Some(frozen) = frozen {
+                        for group in view.info.groups.iter_mut() {
+                            if event.groups.contains(&group.name) {
+                                group.frozen = frozen;
+                            }
+                        }
+                    }
                     view.add_event(event.clone());
                     Change::Event {
                         run: view.full_name(),

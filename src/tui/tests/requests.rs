@@ -197,6 +197,9 @@ fn a_freeze_is_shown_done_only_when_the_worker_did_it() {
         ))
     );
     assert!(!app.group_pending("demo/scratch", "layer1"));
+    // Said done, the group shows frozen at once, not at the worker's next state.json.
+    let scratch = app.board.run("demo/scratch").expect("scratch");
+    assert!(scratch.info.groups[1].frozen, "frozen with the event");
 }
 
 #[test]
