@@ -2,6 +2,7 @@
 //! dispatched from this table and the help popup and the footer are drawn from it, so what
 //! the screen says a key does is what it does.
 
+use crate::engine::rundir::RunStatus;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// What a key asks for.
@@ -145,12 +146,34 @@ pub fn action(key: KeyEvent, place: Place) -> Option<Action> {
 }
 
 /// The bindings that apply at `place` and have a footer word, most specific first.
-pub fn footer(place: Place) -> Vec<&'static Binding> {
+///
+/// Only what does something for the selected run (in `status`): a finished run offers no
+/// pause, a stopped one offers `r`; `Esc` where it leads back, first.
+pub fn footer(place: Place, status: Option<RunStatus>) -> Vec<&'static Binding> {
+    use RunStatus::*;
+    let live = matches!(status, Some(Running | Paused | Checkpointing));
+    let useful = |action: Action| match action {
+        Action::Back => place != Place::Runs,
+        Action::SwitchPane | Action::Detail => place != Place::Detail,
+        Action::ToggleFreeze
+        | Action::FreezeAllButHead
+        | Action::UnfreezeAll
+        | Action::PauseResume
+        | Action::Checkpoint
+        | Action::LrUp => live,
+        Action::Stop => live || matches!(status, Some(Queued | Waiting)),
+        Action::ResumeRun => matches!(status, Some(Failed | Stopped | Interrupted)),
+        _ => true,
+    };
     let mut here: Vec<&Binding> = KEY_MAP
         .iter()
-        .filter(|b| !b.short.is_empty() && b.scope.covers(place))
+        .filter(|b| !b.short.is_empty() && b.scope.covers(place) && useful(b.action))
         .collect();
-    here.sort_by_key(|b| b.scope == Everywhere);
+    here.sort_by_key(|b| match (b.action, b.scope) {
+        (Action::Back, _) => 0,
+        (_, Everywhere) => 2,
+        _ => 1,
+    });
     here
 }
 
@@ -181,6 +204,23 @@ mod tests {
 
     fn press(code: KeyCode) -> KeyEvent {
         KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn the_footer_offers_what_does_something_for_the_selected_run() {
+        let actions = |place, status| -> Vec<Action> {
+            footer(place, status).iter().map(|b| b.action).collect()
+        };
+        let finished = actions(Place::Runs, Some(RunStatus::Finished));
+        assert!(!finished.contains(&Action::PauseResume), "{finished:?}");
+        assert!(!finished.contains(&Action::ResumeRun), "{finished:?}");
+        assert!(!finished.contains(&Action::Back), "Esc does nothing there");
+        let stopped = actions(Place::Runs, Some(RunStatus::Stopped));
+        assert!(stopped.contains(&Action::ResumeRun), "{stopped:?}");
+        let running = actions(Place::Detail, Some(RunStatus::Running));
+        assert_eq!(running.first(), Some(&Action::Back));
+        assert!(running.contains(&Action::ToggleFreeze) && running.contains(&Action::PauseResume));
+        assert!(!running.contains(&Action::Detail) && !running.contains(&Action::SwitchPane));
     }
 
     #[test]

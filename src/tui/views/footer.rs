@@ -29,7 +29,11 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
         _ => Line::default(),
     };
     // Help and detach always show: they are how a user finds the rest and leaves.
-    let bindings = keys::footer(app.place());
+    let status = match app.place() {
+        keys::Place::Compare => None,
+        _ => app.run().map(|r| r.info.status),
+    };
+    let bindings = keys::footer(app.place(), status);
     let essential = |label: &str| matches!(label, "?" | "q");
     let cost = |b: &keys::Binding| short_label(b).chars().count() + b.short.chars().count() + 3;
     let mut room = width.saturating_sub(1)
