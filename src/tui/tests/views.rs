@@ -108,6 +108,17 @@ fn compare_view() {
             "a line shows through the legend: {row}"
         );
     }
+    // Two runs marked: the table has those two, not the rest of their session.
+    app.comparisons = vec![("demo".into(), Ok(fixture::comparison()))];
+    app.marked = ["demo/scratch", "demo/pretrained-frozen"]
+        .map(String::from)
+        .into();
+    let marked = screen(&app, 160, 48);
+    assert!(
+        marked.contains("scratch") && marked.contains("pretrained-frozen"),
+        "{marked}"
+    );
+    assert!(!marked.contains("frozen-then-thawed"), "{marked}");
 }
 
 #[test]

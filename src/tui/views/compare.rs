@@ -22,6 +22,13 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
             Ok(comparison) => {
                 let mut lines = vec![format!("session {session}")];
                 let room = usize::from(area.width.saturating_sub(2));
+                // Marked runs: the table has those the chart has, not their whole sessions.
+                let mut comparison = comparison.clone();
+                if !app.marked.is_empty() {
+                    comparison
+                        .runs
+                        .retain(|r| app.marked.contains(&format!("{session}/{}", r.run)));
+                }
                 let (table, hidden) = comparison.table_within(room);
                 lines.extend(table.lines().map(String::from));
                 for heading in hidden {
