@@ -241,6 +241,14 @@ impl App {
             Input::Resize => Vec::new(),
             Input::Connected { pid } => {
                 self.link = Link::Up { pid };
+                // What could not be sent while the daemon was away is old news now.
+                if self
+                    .notice
+                    .as_ref()
+                    .is_some_and(|n| n.text.starts_with("not sent: "))
+                {
+                    self.notice = None;
+                }
                 Vec::new()
             }
             Input::Lost(reason) => {

@@ -136,6 +136,21 @@ fn a_lost_daemon_is_said_and_the_last_picture_stays() {
     let mut app = fixture::app(false);
     app.handle(Input::Lost("the daemon closed the connection".into()));
     insta::assert_snapshot!("lost_80x24", screen(&app, 80, 24));
+    // A key pressed meanwhile is not sent; once the daemon is back that is old news.
+    let effects = app.handle(Input::Key(KeyEvent::new(
+        KeyCode::Char('c'),
+        KeyModifiers::NONE,
+    )));
+    if let Some(crate::tui::app::Effect::Send { id, .. }) = effects.first() {
+        app.handle(Input::Reply {
+            id: *id,
+            answer: Err("no thaw daemon is running: start one with `thaw up`".into()),
+        });
+    }
+    let notice = app.notice.clone().map(|n| n.text).unwrap_or_default();
+    assert!(notice.starts_with("not sent: "), "{notice}");
+    app.handle(Input::Connected { pid: 4243 });
+    assert!(app.notice.is_none(), "{:?}", app.notice);
 }
 
 #[test]
