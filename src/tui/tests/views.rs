@@ -167,6 +167,17 @@ fn ascii_mode_draws_only_ascii() {
 }
 
 #[test]
+fn a_squeezed_groups_pane_keeps_parameter_counts_whole() {
+    let app = fixture::app(false);
+    let text = screen(&app, 50, 12);
+    let stem = text
+        .lines()
+        .find(|l| l.contains("│ stem"))
+        .unwrap_or_default();
+    assert!(stem.contains("2.4k"), "{text}");
+}
+
+#[test]
 fn a_tiny_terminal_gets_a_message_not_a_panic() {
     let app = fixture::app(false);
     let text = screen(&app, 20, 5);

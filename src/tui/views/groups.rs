@@ -2,7 +2,7 @@
 //! the weights file) and its latest events; shared by the Runs view and Run detail.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::{Alignment, Constraint, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
 
@@ -35,7 +35,9 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx, focused: bool) {
         };
         let mut cells = vec![
             Cell::from(fit(&g.name, 10)),
-            Cell::from(format!("{:>6}", short_count(g.params))),
+            // Aligned rather than padded: a column squeezed on a small terminal keeps `49k`
+            // whole instead of cutting it to `49`.
+            Cell::from(Line::from(short_count(g.params)).alignment(Alignment::Right)),
             Cell::from(state),
             Cell::from(g.lr.map_or("-".into(), |lr| format!("{lr:.1e}"))),
         ];
