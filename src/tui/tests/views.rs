@@ -175,6 +175,11 @@ fn a_squeezed_groups_pane_keeps_parameter_counts_whole() {
         .find(|l| l.contains("│ stem"))
         .unwrap_or_default();
     assert!(stem.contains("2.4k"), "{text}");
+    // The runs table gives up its sparkline and bars before the runs' names.
+    for (w, h) in [(50, 12), (40, 8)] {
+        let text = screen(&app, w, h);
+        assert!(text.contains("pretrain"), "{text}");
+    }
 }
 
 #[test]

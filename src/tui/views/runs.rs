@@ -16,6 +16,10 @@ use crate::tui::theme::Role;
 /// Columns shown from these widths on.
 const WIDE: u16 = 130;
 const MEDIUM: u16 = 95;
+/// Below this the sparkline and the progress bar give way, so the run's name has room.
+const NARROW: u16 = 64;
+/// Below this the accuracy and the percentage done give way too.
+const TINY: u16 = 50;
 
 pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
     let app = ctx.app;
@@ -69,7 +73,11 @@ fn draw_table(frame: &mut Frame, area: Rect, ctx: &Ctx) {
         .max()
         .unwrap_or(0)
         .max(6);
-    let bar = if width >= MEDIUM { 10 } else { 6 };
+    let bar = match width {
+        w if w >= MEDIUM => 10,
+        w if w >= NARROW => 6,
+        _ => 0,
+    };
     let epochs_width = app
         .board
         .runs
@@ -88,20 +96,23 @@ fn draw_table(frame: &mut Frame, area: Rect, ctx: &Ctx) {
     if width >= WIDE {
         columns.push(("device", Constraint::Length(9)));
     }
-    columns.extend([
-        (
-            "progress",
-            Constraint::Length((epochs_width + bar + 5) as u16),
-        ),
-        ("train loss", Constraint::Min(8)),
-    ]);
+    let percent_width = if width >= TINY { 5 } else { 0 };
+    columns.push((
+        "progress",
+        Constraint::Length((epochs_width + bar + percent_width) as u16),
+    ));
+    if width >= NARROW {
+        columns.push(("train loss", Constraint::Min(8)));
+    }
     if width >= MEDIUM {
         columns.push(("loss", Constraint::Length(7)));
     }
-    columns.push((
-        "val acc",
-        Constraint::Length(if width >= MEDIUM { 13 } else { 7 }),
-    ));
+    if width >= TINY {
+        columns.push((
+            "val acc",
+            Constraint::Length(if width >= MEDIUM { 13 } else { 7 }),
+        ));
+    }
     if width >= WIDE {
         columns.push(("img/s", Constraint::Length(7)));
     }
@@ -155,12 +166,17 @@ fn draw_table(frame: &mut Frame, area: Rect, ctx: &Ctx) {
         cells.push(Cell::from(Line::from(vec![
             Span::raw(format!("{:<epochs_width$}", epochs(run))),
             Span::styled(ctx.symbols.bar(fraction, bar), status_style),
-            Span::raw(format!("{:>4.0}%", 100.0 * fraction)),
+            Span::raw(match width >= TINY {
+                true => format!("{:>4.0}%", 100.0 * fraction),
+                false => String::new(),
+            }),
         ])));
-        cells.push(Cell::from(Span::styled(
-            spark(run, spark_width, ctx),
-            ctx.style(Role::TrainLoss),
-        )));
+        if width >= NARROW {
+            cells.push(Cell::from(Span::styled(
+                spark(run, spark_width, ctx),
+                ctx.style(Role::TrainLoss),
+            )));
+        }
         if width >= MEDIUM {
             cells.push(Cell::from(
                 info.last_loss
@@ -168,14 +184,16 @@ fn draw_table(frame: &mut Frame, area: Rect, ctx: &Ctx) {
             ));
         }
         let percent = |v: Option<f64>| v.map_or("-".to_string(), |a| format!("{:.1}", 100.0 * a));
-        cells.push(Cell::from(match width >= MEDIUM {
-            true => format!(
-                "{}/{}%",
-                percent(run.last_val_accuracy()),
-                percent(info.best_val_accuracy)
-            ),
-            false => percent(info.best_val_accuracy),
-        }));
+        if width >= TINY {
+            cells.push(Cell::from(match width >= MEDIUM {
+                true => format!(
+                    "{}/{}%",
+                    percent(run.last_val_accuracy()),
+                    percent(info.best_val_accuracy)
+                ),
+                false => percent(info.best_val_accuracy),
+            }));
+        }
         if width >= WIDE {
             cells.push(Cell::from(
                 info.samples_per_sec
