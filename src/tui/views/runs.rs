@@ -293,7 +293,10 @@ fn spark(run: &RunView, width: usize, ctx: &Ctx) -> String {
 fn eta(run: &RunView) -> String {
     let info = &run.info;
     match (info.samples_per_sec, info.status) {
-        (Some(speed), RunStatus::Running) if speed > 0.0 && info.batch_size > 0 => {
+        // Checkpointing is a moment of a running run: the estimate does not blink out for it.
+        (Some(speed), RunStatus::Running | RunStatus::Checkpointing)
+            if speed > 0.0 && info.batch_size > 0 =>
+        {
             let left = info.total_steps.saturating_sub(info.step) * info.batch_size;
             duration(left as f64 / speed)
         }
