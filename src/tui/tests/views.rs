@@ -167,6 +167,33 @@ fn ascii_mode_draws_only_ascii() {
 }
 
 #[test]
+fn the_eta_stays_while_a_run_checkpoints() {
+    let mut app = fixture::app(false);
+    let row = |app: &App| {
+        let text = screen(app, 160, 48);
+        let row = text
+            .lines()
+            .find(|l| l.contains(" scratch "))
+            .unwrap_or_default();
+        row.split_whitespace()
+            .rev()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let running = row(&app);
+    assert_ne!(running, "-");
+    let scratch = app
+        .board
+        .runs
+        .iter_mut()
+        .find(|r| r.info.name == "scratch")
+        .expect("scratch");
+    scratch.info.status = crate::engine::rundir::RunStatus::Checkpointing;
+    assert_eq!(row(&app), running);
+}
+
+#[test]
 fn a_squeezed_groups_pane_keeps_parameter_counts_whole() {
     let app = fixture::app(false);
     let text = screen(&app, 50, 12);
