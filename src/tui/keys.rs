@@ -117,7 +117,7 @@ pub const KEY_MAP: &[Binding] = &[
     bind(&[Char('s')], "s", Action::Stop, Run, "stop", "checkpoint and stop the run (asks)"),
     bind(&[Char('c')], "c", Action::Checkpoint, Run, "checkpoint", "write a checkpoint now"),
     bind(&[Char('r')], "r", Action::ResumeRun, Run, "resume", "resume a stopped, failed or interrupted run"),
-    bind(&[Char('+'), Char('=')], "+/-", Action::LrUp, Run, "lr x2/÷2", "learning rate x2 / ÷2"),
+    bind(&[Char('+'), Char('=')], "+/-", Action::LrUp, Run, "lr x2, ÷2", "learning rate x2 / ÷2"),
     bind(&[Char('-'), Char('_')], "", Action::LrDown, Run, "", "learning rate ÷2"),
     bind(&[Char('m')], "m", Action::Mark, Scope::Run, "mark", "mark the run for comparison (none marked: its session)"),
     bind(&[Char('v')], "v", Action::Compare, Everywhere, "compare", "compare the marked runs (or the session) on one chart"),

@@ -61,6 +61,17 @@ fn run_detail() {
     snapshot_both("detail", &app);
     press(&mut app, "l");
     insta::assert_snapshot!("detail_log_160x48", screen(&app, 160, 48));
+    // A loss that comes down to nearly 0: the linear axis stops at 0, not below it.
+    press(&mut app, "l");
+    let selected = app.selected;
+    let run = &mut app.board.runs[selected];
+    let last = run.train_loss.len().max(1) as f64;
+    for (i, p) in run.train_loss.iter_mut().enumerate() {
+        let v = 2.0 * (1.0 - i as f64 / last);
+        (p.mean, p.min, p.max) = (v, v, v);
+    }
+    let text = screen(&app, 160, 48);
+    assert!(!text.contains("-0."), "{text}");
 }
 
 #[test]

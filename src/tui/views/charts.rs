@@ -104,7 +104,12 @@ pub fn draw(
         x1 = x0 + 1.0;
     }
     let pad = ((y1 - y0) * 0.05).max(1e-9);
-    let (y0, y1) = (y0 - pad, y1 + pad);
+    // A loss or an accuracy is never negative: the axis does not say -0.595 for the padding.
+    let floor = match !log && y0 >= 0.0 {
+        true => 0.0,
+        false => f64::MIN,
+    };
+    let (y0, y1) = ((y0 - pad).max(floor), y1 + pad);
     let marks: Vec<[(f64, f64); 2]> = markers
         .iter()
         .map(|m| [(m.step, y0), (m.step, y1)])
