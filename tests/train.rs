@@ -316,6 +316,7 @@ fn weights_from_another_session_are_checked_at_the_start() {
             "run:pre/b/best",
             "session \"pre\" has no run \"b\" (its runs: a)",
         ),
+        ("ft3", "run:ft3/a/best", "write run:a/best"),
     ] {
         let out = train(name, weights);
         let stderr = String::from_utf8_lossy(&out.stderr);

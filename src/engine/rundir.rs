@@ -167,8 +167,7 @@ pub fn now() -> f64 {
 }
 
 /// Writes `bytes` to `path` through a temporary file, fsync and rename, so readers never see
-/// half a file.
-/// A failed write leaves `path` as it was and no temporary file behind.
+/// half a file; a failed write leaves `path` as it was and no temporary file behind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     let written = File::create(&tmp).and_then(|mut file| {

@@ -1,8 +1,8 @@
 //! Sessions on disk: `<data>/sessions/<session>/session.toml` and a directory per run.
 
-use anyhow::{Context, Result, bail};
-
 use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
 
 use super::SessionSpec;
 use crate::engine::rundir::{Desired, RunDir, write_atomic};
@@ -58,6 +58,11 @@ fn check_other_session(paths: &Paths, session: &str, run: &crate::session::RunSp
         "session {session:?}, run {:?}: weights = {:?}",
         run.name, run.weights
     );
+    if other == session {
+        bail!(
+            "{said}: for a run of this session write run:{source}/best, and it waits for that run's best weights"
+        );
+    }
     let listed = |dir: PathBuf| {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .into_iter()
