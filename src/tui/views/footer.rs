@@ -17,7 +17,8 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
     let notice = match (&app.link, &app.notice) {
         (Link::Down { reason }, _) => Line::from(Span::styled(
             fit(
-                &format!(" daemon unreachable ({reason}): reconnecting…"),
+                // What is happening first: on a narrow terminal the reason is what is cut.
+                &format!(" daemon unreachable, reconnecting… ({reason})"),
                 width,
             ),
             ctx.style(Role::Error),
