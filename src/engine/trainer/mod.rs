@@ -226,19 +226,17 @@ impl<'a, M: Classifier> Trainer<'a, M> {
         };
         let names: Vec<String> = trainer.groups.iter().map(|g| g.name.clone()).collect();
         run.init_metrics(&names)?;
-        if checkpoint::latest(run).is_none() {
-            // What the data left out (unreadable images, other files, a lone image), said once
-            // where the user reads the run: its events.
-            for warning in trainer.dataset.warnings.clone() {
-                trainer.event("warning", format!("data: {warning}"), vec![])?;
-            }
-        }
         trainer.restore()?;
         Ok(trainer)
     }
 
     fn restore(&mut self) -> Result<()> {
         let Some((dir, saved)) = checkpoint::latest(self.run) else {
+            // A fresh run: what the data left out (unreadable images, other files, a lone
+            // image) is said once, where the user reads the run: its events.
+            for warning in self.dataset.warnings.clone() {
+                self.event("warning", format!("data: {warning}"), vec![])?;
+            }
             return Ok(());
         };
         let model = self.model.take().context("model present")?;

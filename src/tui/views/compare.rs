@@ -22,13 +22,19 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
             Ok(comparison) => {
                 let mut lines = vec![format!("session {session}")];
                 let room = usize::from(area.width.saturating_sub(2));
-                // Marked runs: the table has those the chart has, not their whole sessions.
-                let mut comparison = comparison.clone();
-                if !app.marked.is_empty() {
-                    comparison
-                        .runs
-                        .retain(|r| app.marked.contains(&format!("{session}/{}", r.run)));
-                }
+                // Marked runs: the table has those the chart has, not their whole sessions
+                // (copied only then, not at every draw).
+                let marked_only;
+                let comparison = match app.marked.is_empty() {
+                    true => comparison,
+                    false => {
+                        let mut some = comparison.clone();
+                        some.runs
+                            .retain(|r| app.marked.contains(&format!("{session}/{}", r.run)));
+                        marked_only = some;
+                        &marked_only
+                    }
+                };
                 let (table, hidden) = comparison.table_within(room);
                 lines.extend(table.lines().map(String::from));
                 for heading in hidden {
