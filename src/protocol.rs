@@ -207,6 +207,10 @@ pub struct RunInfo {
     pub best_val_loss: Option<f64>,
     pub best_val_accuracy: Option<f64>,
     pub samples_per_sec: Option<f64>,
+    /// Seconds to the end of its last epoch at its current speed, validation and checkpoints
+    /// included (from the worker; `None` before its first logged steps).
+    #[serde(default)]
+    pub secs_left: Option<f64>,
     pub lr_multiplier: f64,
     /// The worker's pid while it runs.
     pub pid: Option<u32>,
@@ -254,6 +258,21 @@ impl RunInfo {
     /// `session/run`.
     pub fn full_name(&self) -> String {
         format!("{}/{}", self.session, self.name)
+    }
+
+    /// Seconds to the end of its last epoch while it trains: the worker's reckoning, which
+    /// counts validation and checkpoints, or the steps left alone from a worker that does not
+    /// give one.
+    pub fn time_left(&self) -> Option<f64> {
+        let speed = self.samples_per_sec.filter(|&s| s > 0.0)?;
+        // Checkpointing is a moment of a running run: the estimate does not blink out for it.
+        if !matches!(self.status, RunStatus::Running | RunStatus::Checkpointing)
+            || self.batch_size == 0
+        {
+            return None;
+        }
+        let samples = self.total_steps.saturating_sub(self.step) * self.batch_size;
+        Some(self.secs_left.unwrap_or(samples as f64 / speed))
     }
 }
 

@@ -239,11 +239,17 @@ fn line(name: &str, width: usize, state: &RunState) -> String {
         .samples_per_sec
         .map(|s| format!(" {s:.0}/s"))
         .unwrap_or_default();
+    let left = match (state.status, state.secs_left) {
+        (RunStatus::Running | RunStatus::Checkpointing, Some(secs)) => {
+            format!(" {} left", crate::number::duration(secs))
+        }
+        _ => String::new(),
+    };
     let frozen = match state.frozen.is_empty() {
         true => String::new(),
         false => format!(" frozen {}", state.frozen.join(",")),
     };
-    format!("{name:<width$} {status:<13} {progress}  loss {loss}  val {acc}{speed}{frozen}")
+    format!("{name:<width$} {status:<13} {progress}  loss {loss}  val {acc}{speed}{left}{frozen}")
 }
 
 /// Prints a line when a run's step or status changed (stdout not a terminal).

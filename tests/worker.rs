@@ -264,3 +264,26 @@ fn the_speed_of_a_logged_step_is_timed_from_its_start() {
         assert!(speed > 0.0 && speed < 200_000.0, "{row}");
     }
 }
+
+#[test]
+fn the_time_left_counts_the_validation_passes_still_to_come() {
+    let home = Home::new();
+    let text = session(&[]) + "[[runs]]\nname = \"left\"\nepochs = 3\nval_split = 0.5\n";
+    let runs = home.prepare_run(&text);
+    let run = &runs[0];
+    let mut child = home.worker(run, 1);
+    // In the second epoch, so one validation pass has been timed and two are to come.
+    let state = wait_state(run, 300, "a timed step in epoch 2", |s| {
+        s.status == RunStatus::Running && s.epoch == 1 && s.secs_left.is_some()
+    });
+    let speed = state.samples_per_sec.expect("a speed beside the time left");
+    let steps_only = ((state.total_steps - state.step) * 16) as f64 / speed;
+    let left = state.secs_left.unwrap();
+    assert!(
+        left > steps_only,
+        "{left} s left is no more than the steps' {steps_only} s: {state:?}"
+    );
+    assert_eq!(wait_exit(&mut child, 300), 0);
+    let done = run.read_state().unwrap();
+    assert_eq!(done.secs_left, Some(0.0), "nothing left once finished");
+}

@@ -230,8 +230,8 @@ pub fn status_table(runs: &[RunInfo], colour: bool) -> String {
         .unwrap_or(0)
         .max(3);
     let mut out = format!(
-        "{:<name_width$}  {:<13} {:>13} {:>7} {:>8} {:>8}  FROZEN\n",
-        "RUN", "STATUS", "STEP", "EPOCH", "LOSS", "VAL ACC"
+        "{:<name_width$}  {:<13} {:>13} {:>7} {:>8} {:>8} {:>7}  FROZEN\n",
+        "RUN", "STATUS", "STEP", "EPOCH", "LOSS", "VAL ACC", "LEFT"
     );
     for run in runs {
         let word = format!("{:<13}", run.status.word());
@@ -253,6 +253,7 @@ pub fn status_table(runs: &[RunInfo], colour: bool) -> String {
         let acc = run
             .best_val_accuracy
             .map_or("-".into(), |a| format!("{:.1}%", a * 100.0));
+        let left = run.time_left().map_or("-".into(), crate::number::duration);
         let frozen: Vec<&str> = run
             .groups
             .iter()
@@ -260,7 +261,7 @@ pub fn status_table(runs: &[RunInfo], colour: bool) -> String {
             .map(|g| g.name.as_str())
             .collect();
         out.push_str(&format!(
-            "{:<name_width$}  {word} {step:>13} {epoch:>7} {loss:>8} {acc:>8}  {}\n",
+            "{:<name_width$}  {word} {step:>13} {epoch:>7} {loss:>8} {acc:>8} {left:>7}  {}\n",
             run.full_name(),
             match frozen.is_empty() {
                 true => "-".to_string(),
@@ -338,5 +339,54 @@ mod tests {
             gpu_line(&gpu),
             "GPU 1  NVIDIA H100 80GB HBM3  87%  31.0/80.0 GiB  -  592 W"
         );
+    }
+
+    #[test]
+    fn the_status_table_says_the_time_left_of_training_runs_only() {
+        let run = |name: &str, status: RunStatus| RunInfo {
+            session: "s".into(),
+            name: name.into(),
+            status,
+            step: 150,
+            epoch: 2,
+            epochs: 10,
+            total_steps: 500,
+            batch_size: 32,
+            model: "resnet18".into(),
+            device: "flex".into(),
+            last_loss: Some(0.5),
+            groups: vec![],
+            message: None,
+            best_val_loss: None,
+            best_val_accuracy: None,
+            samples_per_sec: Some(64.0),
+            secs_left: Some(301.0),
+            lr_multiplier: 1.0,
+            pid: None,
+            queued_reason: None,
+            gpu_memory: None,
+            slurm: None,
+        };
+        let table = status_table(
+            &[
+                run("a", RunStatus::Running),
+                run("b", RunStatus::Paused),
+                RunInfo {
+                    secs_left: None,
+                    ..run("c", RunStatus::Running)
+                },
+            ],
+            false,
+        );
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].contains(" LEFT "), "{table}");
+        // The worker's reckoning (validation and checkpoints in it), not 350 steps x 32 / 64.
+        assert!(lines[1].contains(" 5m01s "), "{table}");
+        assert!(
+            lines[2].contains(" - "),
+            "a paused run has no time left: {table}"
+        );
+        // From a worker that gives no reckoning: the steps alone, 175 s.
+        assert!(lines[3].contains(" 2m55s "), "{table}");
     }
 }

@@ -207,6 +207,7 @@ impl Run {
             best_val_loss: self.state.best_val_loss,
             best_val_accuracy: self.state.best_val_accuracy,
             samples_per_sec: self.state.samples_per_sec,
+            secs_left: self.state.secs_left,
             lr_multiplier: self.desired.lr_multiplier,
             pid: self.worker.as_ref().map(Worker::pid),
             queued_reason,

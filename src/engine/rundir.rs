@@ -97,6 +97,10 @@ pub struct RunState {
     #[serde(default)]
     pub val_accuracy: Option<f64>,
     pub samples_per_sec: Option<f64>,
+    /// Seconds to the end of the last epoch at the current speed, validation and checkpoints
+    /// included.
+    #[serde(default)]
+    pub secs_left: Option<f64>,
     /// Why the run failed or was paused, when it did.
     pub message: Option<String>,
     pub updated: f64,
@@ -124,6 +128,7 @@ impl RunState {
             val_loss: None,
             val_accuracy: None,
             samples_per_sec: None,
+            secs_left: None,
             message,
             updated: now(),
         }

@@ -212,6 +212,7 @@ impl<M: Classifier> Trainer<'_, M> {
 
     /// Writes a checkpoint of the current step.
     pub(super) fn checkpoint(&mut self, why: &str) -> Result<()> {
+        let start = std::time::Instant::now();
         let previous = self.status;
         self.status = RunStatus::Checkpointing;
         self.write_state()?;
@@ -230,6 +231,11 @@ impl<M: Classifier> Trainer<'_, M> {
             self.spec.keep_checkpoints,
         )?;
         self.status = previous;
+        let secs = start.elapsed().as_secs_f64();
+        self.checkpoint_secs = Some(secs);
+        if self.log.since.is_some() {
+            self.log.excluded += secs;
+        }
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
@@ -257,6 +263,7 @@ impl<M: Classifier> Trainer<'_, M> {
         }
         let (loss, accuracy) = (loss / seen as f64, correct as f64 / seen as f64);
         let secs = start.elapsed().as_secs_f64();
+        self.validate_secs = Some(secs);
         self.run.append_metric(&MetricRow {
             step: self.state.step,
             epoch: self.state.epoch,
@@ -295,6 +302,22 @@ impl<M: Classifier> Trainer<'_, M> {
         self.write_state()
     }
 
+    /// Seconds to the end of the last epoch; `None` before a speed is known.
+    fn secs_left(&self) -> Option<f64> {
+        let left = super::left::Left {
+            steps_per_epoch: self.steps_per_epoch,
+            epochs: self.spec.epochs,
+            step: self.state.step,
+            epoch: self.state.epoch,
+            batch_size: self.spec.batch_size,
+            checkpoint_every: self.spec.checkpoint_every_steps,
+            val_samples: self.dataset.len(Split::Val),
+            validate_secs: self.validate_secs,
+            checkpoint_secs: self.checkpoint_secs,
+        };
+        left.secs(self.last_speed?)
+    }
+
     pub(super) fn event(&self, kind: &str, message: String, groups: Vec<String>) -> Result<()> {
         self.run.append_event(&Event {
             time: now(),
@@ -325,6 +348,7 @@ impl<M: Classifier> Trainer<'_, M> {
             val_loss: self.last_val.map(|(loss, _)| loss),
             val_accuracy: self.last_val.map(|(_, accuracy)| accuracy),
             samples_per_sec: self.last_speed,
+            secs_left: self.secs_left(),
             message: self.message.clone(),
             updated: now(),
         })

@@ -2,6 +2,7 @@
 //! learning-rate multiplier, checkpoint), then trains, logs, validates and checkpoints.
 
 mod control;
+mod left;
 pub mod step;
 
 use std::collections::BTreeMap;
@@ -148,6 +149,9 @@ pub struct Trainer<'a, M: Classifier> {
     log: LogWindow,
     last_loss: Option<f64>,
     last_speed: Option<f64>,
+    /// How long the latest validation pass and checkpoint took, for the time left.
+    validate_secs: Option<f64>,
+    checkpoint_secs: Option<f64>,
     /// The latest validation loss and accuracy.
     last_val: Option<(f64, f64)>,
     /// Why the run is paused or failed, for `state.json`.
@@ -162,6 +166,8 @@ struct LogWindow {
     samples: usize,
     steps: usize,
     since: Option<Instant>,
+    /// Time since `since` spent checkpointing, which is not the steps' time.
+    excluded: f64,
 }
 
 impl<'a, M: Classifier> Trainer<'a, M> {
@@ -221,6 +227,8 @@ impl<'a, M: Classifier> Trainer<'a, M> {
             log: LogWindow::default(),
             last_loss: None,
             last_speed: None,
+            validate_secs: None,
+            checkpoint_secs: None,
             last_val: None,
             message: None,
         };
@@ -259,7 +267,7 @@ impl<'a, M: Classifier> Trainer<'a, M> {
             correct: open.correct,
             samples: open.samples,
             steps: open.steps,
-            since: None,
+            ..LogWindow::default()
         };
         self.event(
             "resumed",
@@ -377,7 +385,9 @@ impl<'a, M: Classifier> Trainer<'a, M> {
         if log.samples == 0 {
             return Ok(());
         }
-        let secs = log.since.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0);
+        let secs = log
+            .since
+            .map_or(0.0, |s| s.elapsed().as_secs_f64() - log.excluded);
         let loss = log.loss / log.samples as f64;
         let row = MetricRow {
             step: self.state.step,

@@ -113,17 +113,6 @@ pub fn short_count(n: usize) -> String {
     }
 }
 
-/// `1h02m`, `3m05s`, `42s`.
-pub fn duration(seconds: f64) -> String {
-    let s = seconds.max(0.0).round() as u64;
-    match s {
-        s if s >= 86_400 => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
-        s if s >= 3600 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
-        s if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
-        s => format!("{s}s"),
-    }
-}
-
 /// `text` cut to `width` characters, with an ellipsis when cut.
 pub fn fit(text: &str, width: usize) -> String {
     if text.chars().count() <= width {

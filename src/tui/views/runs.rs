@@ -7,8 +7,9 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
 
-use super::{Ctx, duration, fit, groups};
+use super::{Ctx, fit, groups};
 use crate::engine::rundir::RunStatus;
+use crate::number::duration;
 use crate::tui::app::Pane;
 use crate::tui::board::RunView;
 use crate::tui::theme::Role;
@@ -289,19 +290,9 @@ fn spark(run: &RunView, width: usize, ctx: &Ctx) -> String {
         .collect()
 }
 
-/// Time left at the current speed.
+/// Time left, `-` when it is not training.
 fn eta(run: &RunView) -> String {
-    let info = &run.info;
-    match (info.samples_per_sec, info.status) {
-        // Checkpointing is a moment of a running run: the estimate does not blink out for it.
-        (Some(speed), RunStatus::Running | RunStatus::Checkpointing)
-            if speed > 0.0 && info.batch_size > 0 =>
-        {
-            let left = info.total_steps.saturating_sub(info.step) * info.batch_size;
-            duration(left as f64 / speed)
-        }
-        _ => "-".into(),
-    }
+    run.info.time_left().map_or("-".into(), duration)
 }
 
 /// `❄❄❄❄··`: a glyph per group, frozen or not.
