@@ -87,7 +87,7 @@ fn main() -> Result<()> {
     let file = home.path().join("session.toml");
     std::fs::write(&file, SESSION)?;
     let spec = SessionSpec::load(&file)?;
-    let runs = thaw::session::store::prepare(&paths, &spec)?;
+    let runs = thaw::session::store::prepare(&paths, &spec)?.runs;
     println!(
         "thaw worker, resnet18 64x64 batch 32 on flex, demo:shapes (30 steps an epoch, then \
          validation and a checkpoint), {} threads; steps {}..{} watched",

@@ -37,7 +37,7 @@ pub fn main(args: TrainArgs) -> Result<i32> {
         spec = spec.select(run)?;
     }
     let paths = Paths::from_env()?;
-    let dirs = store::prepare(&paths, &spec)?;
+    let prepared = store::prepare(&paths, &spec)?;
     for data in spec
         .runs
         .iter()
@@ -51,6 +51,9 @@ pub fn main(args: TrainArgs) -> Result<i32> {
         spec.name,
         paths.session(&spec.name).join("runs").display()
     );
+    for line in &prepared.changed {
+        println!("changed: {line}");
+    }
     signals::install();
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -62,7 +65,7 @@ pub fn main(args: TrainArgs) -> Result<i32> {
     let mut slots: Vec<Slot> = spec
         .runs
         .iter()
-        .zip(dirs)
+        .zip(prepared.runs)
         .map(|(r, run)| Slot {
             name: r.name.clone(),
             run,
@@ -72,9 +75,11 @@ pub fn main(args: TrainArgs) -> Result<i32> {
             result: None,
         })
         .collect();
-    for slot in &mut slots {
+    for (slot, spec) in slots.iter_mut().zip(&spec.runs) {
+        // A finished run given more epochs in the file trains on from its last checkpoint.
         if let Ok(state) = slot.run.read_state()
             && state.status == RunStatus::Finished
+            && state.epoch >= spec.epochs
         {
             println!(
                 "{}: already finished (step {}); skipped",
@@ -108,6 +113,7 @@ pub fn main(args: TrainArgs) -> Result<i32> {
             let together = (running + ready.len()).min(jobs).max(1);
             let threads = (cores / together).max(1);
             for i in ready.into_iter().take(jobs.saturating_sub(running)) {
+                starting(&slots[i].run)?;
                 slots[i].child = Some(spawn(&slots[i].run, threads)?);
             }
         }
@@ -169,6 +175,23 @@ fn mark_waiting(slot: &mut Slot, on: &str) -> Result<()> {
         let why = format!("waiting for run {on} to finish: it starts from its best weights");
         slot.run
             .write_state(&RunState::before_training(RunStatus::Waiting, Some(why)))?;
+    }
+    Ok(())
+}
+
+/// A run that ended before (failed, stopped, interrupted, finished with fewer epochs) is
+/// queued again, so its old end is not shown as news before its worker says it runs.
+fn starting(run: &RunDir) -> Result<()> {
+    // One that another worker trains (the daemon's) is not touched: ours will be refused.
+    if let Ok(state) = run.read_state()
+        && !matches!(state.status, RunStatus::Queued | RunStatus::Waiting)
+        && crate::worker::training(run).is_none()
+    {
+        run.write_state(&RunState {
+            status: RunStatus::Queued,
+            message: None,
+            ..state
+        })?;
     }
     Ok(())
 }

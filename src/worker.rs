@@ -75,10 +75,31 @@ fn work(run: &RunDir) -> Result<Outcome> {
     trainer::train(run, &spec, &paths.demo_data(), &signals::INTERRUPTED)
 }
 
+/// The pid of the worker training `run` now (holding its lock), if one is.
+pub fn training(run: &RunDir) -> Option<String> {
+    let path = run.root.join("worker.lock");
+    let file = std::fs::OpenOptions::new().write(true).open(&path).ok()?;
+    match held(&file) {
+        true => Some(worker_pid(run)),
+        false => None,
+    }
+}
+
+fn held(file: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor the caller owns; a lock taken here goes with the file.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
+}
+
+fn worker_pid(run: &RunDir) -> String {
+    run.read_state()
+        .map(|s| s.pid.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
 /// Holds `RUN_DIR/worker.lock` for the life of the process: two workers on one run directory
 /// (a `thaw train` beside the daemon, say) would corrupt each other's checkpoints.
 fn lock(run: &RunDir) -> Result<std::fs::File> {
-    use std::os::fd::AsRawFd;
     let path = run.root.join("worker.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -86,15 +107,10 @@ fn lock(run: &RunDir) -> Result<std::fs::File> {
         .write(true)
         .open(&path)
         .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
-    // SAFETY: flock on a descriptor this function owns; the lock goes with the file.
-    let held = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0;
-    if held {
-        let pid = run
-            .read_state()
-            .map(|s| s.pid.to_string())
-            .unwrap_or_else(|_| "?".into());
+    if held(&file) {
         anyhow::bail!(
-            "another worker (pid {pid}) is already training {}: stop it first",
+            "another worker (pid {}) is already training {}: stop it first",
+            worker_pid(run),
             run.root.display()
         );
     }

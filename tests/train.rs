@@ -357,8 +357,98 @@ fn a_nan_loss_fails_that_run_of_thaw_train_and_the_others_finish() {
     assert_eq!(boom.status, RunStatus::Failed);
     let why = boom.message.unwrap();
     assert!(why.contains("loss is") && why.contains("thaw lr"), "{why}");
+    assert!(why.contains("lower its lr in the session file"), "{why}");
     let calm = home.run_dir("nan", "calm").read_state().unwrap();
     assert_eq!(calm.status, RunStatus::Finished);
+
+    // As the message says: a lower rate in the file, and the same command again.
+    home.write("nan.toml", &text.replace("lr = 1e30", "lr = 0.01"));
+    let out = home.run_cmd(&["train", file.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("changed: nan/boom: not trained yet, starts with the file's new settings: lr 1e30 -> 0.01"), "{stdout}");
+    assert!(stdout.contains("calm: already finished"), "{stdout}");
+    let boom = home.run_dir("nan", "boom").read_state().unwrap();
+    assert_eq!(boom.status, RunStatus::Finished);
+}
+
+/// Editing the session file and running `thaw train` again: new runs join, a run that has not
+/// trained takes any new settings, a trained one may train longer or at another rate from its
+/// checkpoint, and anything else is refused with nothing written.
+#[test]
+fn a_changed_session_file_trains_on_what_may_change_and_refuses_the_rest() {
+    let home = Home::new();
+    let text = "name = \"edit\"\n[defaults]\nmodel = \"mlp\"\ndata = \"demo:shapes-small\"\ndevice = \"flex\"\nimage_size = 16\nepochs = 1\n[[runs]]\nname = \"a\"\n[[runs]]\nname = \"b\"\ndata = \"/no/such/folder\"\n";
+    let file = home.write("edit.toml", text);
+    let train = || home.run_cmd(&["train", file.to_str().unwrap()]);
+    assert!(!train().status.success(), "b's data is not there");
+    let a = home.run_dir("edit", "a");
+    let first = a.read_state().unwrap();
+    assert_eq!((first.status, first.epoch), (RunStatus::Finished, 1));
+
+    let edited = text
+        .replace("epochs = 1", "epochs = 2\nlr = 5e-4")
+        .replace("/no/such/folder", "demo:shapes-small")
+        + "[[runs]]\nname = \"c\"\n";
+    home.write("edit.toml", &edited);
+    let out = train();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let step = first.step;
+    for said in [
+        format!("changed: edit/a: epochs 1 -> 2, lr 0.001 -> 0.0005: from its checkpoint at step {step} on"),
+        "changed: edit/b: not trained yet, starts with the file's new settings: data \"/no/such/folder\" -> \"demo:shapes-small\", epochs 1 -> 2, lr 0.001 -> 0.0005".into(),
+    ] {
+        assert!(stdout.contains(&said), "{said:?} not in\n{stdout}");
+    }
+    for run in ["a", "b", "c"] {
+        let state = home.run_dir("edit", run).read_state().unwrap();
+        assert_eq!(
+            (state.status, state.epoch),
+            (RunStatus::Finished, 2),
+            "{run}"
+        );
+    }
+    // a went on from its checkpoint: one resume, its first epoch's rows kept.
+    assert_eq!(common::events(&a, "resumed").len(), 1);
+    assert_eq!(a.read_state().unwrap().step, 2 * step);
+
+    // What a checkpoint cannot carry on with, and an epoch count below what was trained.
+    let spec_before = std::fs::read_to_string(a.spec()).unwrap();
+    for (change, says) in [
+        (
+            edited.replace("model = \"mlp\"", "model = \"resnet-mini\""),
+            "changes model \"mlp\" -> \"resnet-mini\"",
+        ),
+        (
+            edited.replace("epochs = 2", "epochs = 1"),
+            "has trained 2 epochs and this session file says epochs = 1",
+        ),
+    ] {
+        home.write("edit.toml", &change);
+        let out = train();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "accepted: {change}");
+        assert!(
+            stderr.contains("run edit/a has trained") && stderr.contains(says),
+            "{stderr}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(a.spec()).unwrap(),
+            spec_before,
+            "nothing written"
+        );
+        let session = home.path().join("data/sessions/edit/session.toml");
+        assert_eq!(std::fs::read_to_string(session).unwrap(), edited);
+    }
 }
 
 #[cfg(feature = "tch")]

@@ -471,7 +471,7 @@ mod tests {
             config: dir.join("config"),
             runtime: dir.join("run"),
         };
-        let run_dir = store::prepare(&paths, &spec).unwrap().remove(0);
+        let run_dir = store::prepare(&paths, &spec).unwrap().runs.remove(0);
         let mut run = Run::open("s", run_dir).unwrap();
         let mut watch = SlurmRun::new(JobRecord {
             job_id: 7,

@@ -1,31 +1,51 @@
 //! Sessions on disk: `<data>/sessions/<session>/session.toml` and a directory per run.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use super::SessionSpec;
+use super::{RunSpec, SessionSpec};
 use crate::engine::rundir::{Desired, RunDir, write_atomic};
 use crate::engine::weights::WeightsSource;
 use crate::paths::Paths;
 
+/// What a run of a changed session file may change once it has trained: its checkpoint
+/// carries on with these, as `thaw lr` and a longer run would. Anything else (the model, the
+/// data, the batch, the optimizer, the seed, ...) would be a different experiment resumed from
+/// this one's weights.
+pub const CHANGEABLE_AFTER_TRAINING: [&str; 7] = [
+    "epochs",
+    "lr",
+    "group_lr",
+    "log_every_steps",
+    "checkpoint_every_steps",
+    "keep_checkpoints",
+    "threads",
+];
+
+/// A session's run directories, and what a changed session file changed in them.
+pub struct Prepared {
+    pub runs: Vec<RunDir>,
+    /// A line per run whose settings changed: which, and from when they apply.
+    pub changed: Vec<String>,
+}
+
 /// Creates (or finds again) the session's directory and its runs' directories, each with its
-/// `spec.toml` and a `desired.json`. A session of the same name launched from a different file
-/// is refused rather than mixed with this one.
-pub fn prepare(paths: &Paths, spec: &SessionSpec) -> Result<Vec<RunDir>> {
+/// `spec.toml` and a `desired.json`. A session file that changed since the session was made
+/// may add runs, give a run that has not trained yet any settings, and give a run that has
+/// only [`CHANGEABLE_AFTER_TRAINING`] changes; anything else is refused, naming the run and
+/// the settings, before a file is written.
+pub fn prepare(paths: &Paths, spec: &SessionSpec) -> Result<Prepared> {
     let dir = paths.session(&spec.name);
     let session_file = dir.join("session.toml");
-    if let Ok(existing) = std::fs::read_to_string(&session_file)
-        && existing != spec.source
-    {
-        bail!(
-            "session {:?} already exists in {} with a different session file: give this one another name (name = \"...\") or remove that directory",
-            spec.name,
-            dir.display()
-        );
-    }
+    let mut changed = Vec::new();
     for run in &spec.runs {
         check_other_session(paths, &spec.name, run)?;
+        let run_dir = RunDir::new(paths.run(&spec.name, &run.name));
+        if let Some(line) = changes(&spec.name, &run_dir, run)? {
+            changed.push(line);
+        }
     }
     std::fs::create_dir_all(dir.join("runs"))
         .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -41,12 +61,80 @@ pub fn prepare(paths: &Paths, spec: &SessionSpec) -> Result<Vec<RunDir>> {
         }
         runs.push(run_dir);
     }
-    Ok(runs)
+    Ok(Prepared { runs, changed })
+}
+
+/// How `run` differs from the settings its directory already holds: `None` when it is new or
+/// the same, a line saying what changed when that may change, an error when it may not.
+fn changes(session: &str, dir: &RunDir, run: &RunSpec) -> Result<Option<String>> {
+    let Ok(text) = std::fs::read_to_string(dir.spec()) else {
+        return Ok(None);
+    };
+    let table = |text: &str| toml::from_str::<toml::Table>(text).unwrap_or_default();
+    let (old, new) = (table(&text), table(&run.to_toml()));
+    let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    let shown = |v: Option<&toml::Value>| match v {
+        None => "(unset)".to_string(),
+        Some(toml::Value::Float(f)) => crate::number::plain(*f),
+        Some(v) => v.to_string(),
+    };
+    let diff: Vec<(&str, String)> = keys
+        .into_iter()
+        .filter(|k| old.get(*k) != new.get(*k))
+        .map(|k| {
+            let line = format!("{k} {} -> {}", shown(old.get(k)), shown(new.get(k)));
+            (k.as_str(), line)
+        })
+        .collect();
+    if diff.is_empty() {
+        return Ok(None);
+    }
+    let said: Vec<&str> = diff.iter().map(|(_, line)| line.as_str()).collect();
+    let said = said.join(", ");
+    let name = format!("{session}/{}", run.name);
+    if let Some(pid) = crate::worker::training(dir) {
+        bail!(
+            "run {name} is training (worker pid {pid}) and this session file changes it ({said}): stop it first (`thaw stop {name}`, or Ctrl-C its `thaw train`)"
+        );
+    }
+    let Some((_, saved)) = crate::engine::checkpoint::latest(dir) else {
+        return Ok(Some(format!(
+            "{name}: not trained yet, starts with the file's new settings: {said}"
+        )));
+    };
+    let fixed: Vec<&str> = diff
+        .iter()
+        .filter(|(k, _)| !CHANGEABLE_AFTER_TRAINING.contains(k))
+        .map(|(_, line)| line.as_str())
+        .collect();
+    if !fixed.is_empty() {
+        bail!(
+            "run {name} has trained {} steps (its checkpoint is in {}) and this session file changes {}: a run that has trained may change only {}; give the changed run another name (it starts afresh, or from weights = \"run:{}/best\"), or remove {} to train it again from the start",
+            saved.step,
+            dir.checkpoints().display(),
+            fixed.join(", "),
+            CHANGEABLE_AFTER_TRAINING.join(", "),
+            run.name,
+            dir.root.display()
+        );
+    }
+    if run.epochs < saved.epoch {
+        bail!(
+            "run {name} has trained {} epochs and this session file says epochs = {}: it cannot be made shorter than it has trained; say at least {}",
+            saved.epoch,
+            run.epochs,
+            saved.epoch
+        );
+    }
+    Ok(Some(format!(
+        "{name}: {said}: from its checkpoint at step {} on",
+        saved.step
+    )))
 }
 
 /// A run that starts from another session's run (`run:SESSION/RUN/best`) needs that run's
 /// best weights now: nothing waits across sessions, so without them it could only fail later.
-fn check_other_session(paths: &Paths, session: &str, run: &crate::session::RunSpec) -> Result<()> {
+fn check_other_session(paths: &Paths, session: &str, run: &RunSpec) -> Result<()> {
     let Ok(WeightsSource::Run {
         session: Some(other),
         run: source,

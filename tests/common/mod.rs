@@ -70,7 +70,9 @@ impl Home {
             config: self.path().join("config"),
             runtime: self.path().join("run"),
         };
-        thaw::session::store::prepare(&paths, &spec).expect("prepare runs")
+        thaw::session::store::prepare(&paths, &spec)
+            .expect("prepare runs")
+            .runs
     }
 
     pub fn worker(&self, run: &RunDir, threads: usize) -> Child {

@@ -146,9 +146,9 @@ fn launch(daemon: &mut Daemon, spec: &SessionSpec, replace: bool) -> anyhow::Res
         });
         log(&format!("session {}: discarded (--replace)", spec.name));
     }
-    let dirs = store::prepare(&daemon.paths, spec)?;
+    let prepared = store::prepare(&daemon.paths, spec)?;
     let mut runs = Vec::new();
-    for dir in dirs {
+    for dir in prepared.runs {
         let mut run = Run::open(&spec.name, dir)?;
         run.set_status(RunStatus::Queued, Some("queued".into()))?;
         runs.push(run);

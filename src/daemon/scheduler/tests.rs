@@ -44,6 +44,7 @@ fn session(dir: &std::path::Path, text: &str) -> Registry {
     };
     let runs = store::prepare(&paths, &spec)
         .unwrap()
+        .runs
         .into_iter()
         .map(|d| Run::open("s", d).unwrap())
         .collect();

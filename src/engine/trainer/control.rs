@@ -192,7 +192,7 @@ impl<M: Classifier> Trainer<'_, M> {
         if std::env::var_os(super::FAIL_ON_NAN_ENV).is_some() {
             // Under `thaw train` no one can lower the rate and resume: waiting would hang it.
             let message = format!(
-                "loss is {value} at step {} (epoch {}): not applied, and a run of `thaw train` cannot be given a lower learning rate and resumed, so it ends here (launched in the daemon, it pauses for `thaw lr` and `thaw resume`)",
+                "loss is {value} at step {} (epoch {}): not applied, and the run ends here; lower its lr in the session file and run `thaw train` again to resume it from its last checkpoint (launched in the daemon, it pauses for `thaw lr` and `thaw resume`)",
                 self.state.step + 1,
                 self.state.epoch
             );
