@@ -208,6 +208,125 @@ fn a_nan_loss_pauses_the_run_and_names_the_step() {
     );
 }
 
+/// The weights that gave a loss that is not finite give it again at any rate: resuming with
+/// a lower one goes back to the last good weights, the starting ones before any checkpoint.
+#[test]
+fn resuming_after_a_nan_loss_goes_back_to_the_last_good_weights() {
+    let home = Home::new();
+    let text = session(&[])
+        + "[[runs]]\nname = \"early\"\nmodel = \"mlp\"\noptimizer = \"sgd\"\nlr = 1e30\n"
+        // Long enough that the test raises its rate well before the end, however slow the machine.
+        + "[[runs]]\nname = \"later\"\nmodel = \"mlp\"\noptimizer = \"sgd\"\nlr = 0.01\nepochs = 30\n";
+    let runs = home.prepare_run(&text);
+    let finite_rows = |run: &thaw::engine::rundir::RunDir| {
+        let metrics = std::fs::read_to_string(run.metrics_path()).unwrap();
+        let rows: Vec<String> = metrics.lines().skip(1).map(str::to_string).collect();
+        for row in &rows {
+            let loss: f64 = row.split(',').nth(3).unwrap().parse().unwrap();
+            assert!(loss.is_finite(), "{row}");
+        }
+        rows
+    };
+    let desired = |run: &thaw::engine::rundir::RunDir| match run.read_desired() {
+        thaw::engine::rundir::DesiredRead::Good(d) => d,
+        _ => Desired::default(),
+    };
+    let nan_then_resume = |run: &thaw::engine::rundir::RunDir, to: &str, lr: f64| {
+        let paused = wait_state(run, 120, "paused on NaN", |s| s.status == RunStatus::Paused);
+        let message = paused.message.unwrap();
+        assert!(
+            message.contains(&format!("resuming goes back to {to}")),
+            "{message}"
+        );
+        // What `thaw lr RUN /...` and `thaw resume RUN` write.
+        let mut asked = desired(run);
+        asked.lr_multiplier = lr;
+        asked.resume += 1;
+        run.write_desired(&asked).unwrap();
+    };
+
+    // Before any checkpoint: back to the starting weights, and on from step 0 at the lower rate.
+    let early = &runs[0];
+    let mut child = home.worker(early, 1);
+    nan_then_resume(early, "its starting weights (no checkpoint yet)", 1e-32);
+    assert_eq!(wait_exit(&mut child, 120), 0);
+    assert_eq!(early.read_state().unwrap().status, RunStatus::Finished);
+    let rollback = events(early, "rollback");
+    assert_eq!(rollback.len(), 1);
+    assert!(
+        rollback[0]
+            .message
+            .contains("to step 0 (the starting weights"),
+        "{}",
+        rollback[0].message
+    );
+    assert!(!finite_rows(early).is_empty());
+
+    // After checkpoints: a rate raised until the loss blows up, then lowered again.
+    let later = &runs[1];
+    let mut child = home.worker(later, 1);
+    wait_state(later, 120, "a checkpoint", |s| s.step >= 5);
+    let mut asked = desired(later);
+    asked.lr_multiplier = 1e32;
+    later.write_desired(&asked).unwrap();
+    // A pause before the run has checkpointed past the last NaN goes further back each time:
+    // the latest checkpoint may hold weights already on their way up (a huge loss, but finite).
+    let mut targets: Vec<usize> = Vec::new();
+    loop {
+        let state = wait_state(later, 120, "paused or finished", |s| {
+            matches!(s.status, RunStatus::Paused | RunStatus::Finished)
+        });
+        if state.status == RunStatus::Finished {
+            break;
+        }
+        let message = state.message.unwrap();
+        let step: usize = message
+            .split("resuming goes back to its checkpoint at step ")
+            .nth(1)
+            .and_then(|rest| rest.split(':').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no checkpoint named: {message}"));
+        assert!(step > 0 && step <= state.step, "{message}");
+        assert!(
+            targets.last().is_none_or(|&t| step < t),
+            "{targets:?} then {step}"
+        );
+        targets.push(step);
+        // Once at the rate that blew it up (it blows up again, before a checkpoint past the
+        // NaN), then at the run's own.
+        let mut asked = desired(later);
+        asked.lr_multiplier = if targets.len() == 1 { 1e32 } else { 1.0 };
+        asked.resume += 1;
+        later.write_desired(&asked).unwrap();
+        // Until the worker has said it goes on (its state, after the rollback's event).
+        wait_state(later, 120, "the pause over", |s| {
+            s.message.as_ref() != Some(&message)
+        });
+    }
+    assert_eq!(wait_exit(&mut child, 120), 0);
+    let rollback = events(later, "rollback");
+    assert!(
+        targets.len() >= 2 && targets.len() == rollback.len(),
+        "{targets:?}"
+    );
+    for (event, step) in rollback.iter().zip(&targets) {
+        assert!(
+            event
+                .message
+                .contains(&format!("to step {step} (checkpoint")),
+            "{}",
+            event.message
+        );
+    }
+    // The rows of the blown-up steps are gone; the run's steps count up once.
+    let steps: Vec<usize> = finite_rows(later)
+        .iter()
+        .filter(|r| r.contains(",train,"))
+        .map(|r| r.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
+}
+
 fn wait_until(cond: impl Fn() -> bool) {
     let start = std::time::Instant::now();
     while !cond() {

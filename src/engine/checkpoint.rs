@@ -122,16 +122,36 @@ pub fn latest(run: &RunDir) -> Option<(PathBuf, TrainState)> {
     let pointed = std::fs::read_to_string(root.join(LATEST))
         .ok()
         .map(|name| root.join(name.trim()));
-    let candidates = pointed
+    let mut candidates = pointed
         .into_iter()
         .chain(complete(&root).into_iter().rev().map(|(_, p)| p));
-    candidates
-        .filter_map(|dir| {
-            let state = std::fs::read(dir.join(STATE)).ok()?;
-            let state: TrainState = serde_json::from_slice(&state).ok()?;
-            (dir.join(MODEL).is_file() && dir.join(OPTIMIZER).is_file()).then_some((dir, state))
-        })
-        .next()
+    candidates.find_map(|dir| read_state(&dir).map(|state| (dir, state)))
+}
+
+/// The newest complete checkpoint from before `step`, and its state.
+pub fn newest_before(run: &RunDir, step: usize) -> Option<(PathBuf, TrainState)> {
+    complete(&run.checkpoints())
+        .into_iter()
+        .rev()
+        .filter(|(s, _)| *s < step)
+        .find_map(|(_, dir)| read_state(&dir).map(|state| (dir, state)))
+}
+
+fn read_state(dir: &Path) -> Option<TrainState> {
+    let state = std::fs::read(dir.join(STATE)).ok()?;
+    let state: TrainState = serde_json::from_slice(&state).ok()?;
+    (dir.join(MODEL).is_file() && dir.join(OPTIMIZER).is_file()).then_some(state)
+}
+
+/// Removes the checkpoints after `step` and points `latest` at `step`'s: a run rolled back to
+/// it does not resume, after a crash, from weights it turned away from.
+pub fn discard_after(run: &RunDir, step: usize) -> Result<()> {
+    let root = run.checkpoints();
+    for (_, dir) in complete(&root).into_iter().filter(|(s, _)| *s > step) {
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot remove checkpoint {}", dir.display()))?;
+    }
+    write_atomic(&root.join(LATEST), format!("step-{step}").as_bytes())
 }
 
 /// Loads a checkpoint's model and optimizer state into freshly built ones.

@@ -143,7 +143,7 @@ pub struct Event {
     pub step: usize,
     pub epoch: usize,
     /// freeze, unfreeze, pause, resume, stop, checkpoint, resumed, validation, best, lr,
-    /// warning, error, finished, nan.
+    /// warning, error, finished, nan, rollback.
     pub kind: String,
     pub message: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -301,6 +301,12 @@ impl RunDir {
         if self.metrics_path().exists() {
             return Ok(());
         }
+        self.reset_metrics(groups)
+    }
+
+    /// Starts `metrics.csv` afresh, for a run that starts from its first step: the rows of an
+    /// earlier attempt that left no checkpoint go, and the header names these groups.
+    pub fn reset_metrics(&self, groups: &[String]) -> Result<()> {
         let lrs: Vec<String> = groups.iter().map(|g| format!("lr_{g}")).collect();
         let header = format!(
             "step,epoch,split,loss,accuracy,{},samples_per_sec,wall_time\n",

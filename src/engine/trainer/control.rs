@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use super::{Outcome, Trainer, step};
+use super::{Good, Outcome, Trainer, step};
 use crate::engine::checkpoint::{self, OpenLog};
 use crate::engine::data::Split;
 use crate::engine::model::Classifier;
@@ -22,30 +22,40 @@ impl<M: Classifier> Trainer<'_, M> {
         loop {
             self.read_desired()?;
             if self.interrupt.load(std::sync::atomic::Ordering::SeqCst) {
-                self.checkpoint("signal")?;
-                self.status = RunStatus::Interrupted;
-                self.event(
-                    "interrupted",
-                    format!(
+                let message = match self.self_paused {
+                    // Nothing worth a checkpoint: the run resumes from its last good one.
+                    Some(_) => format!(
+                        "interrupted by {} while paused on a loss that was not finite at step {}: resumable from {}",
+                        crate::signals::received(),
+                        self.state.step + 1,
+                        self.last_good_said()
+                    ),
+                    None => format!(
                         "interrupted by {}: checkpointed at step {}, resumable",
                         crate::signals::received(),
                         self.state.step
                     ),
-                    vec![],
-                )?;
+                };
+                self.checkpoint("signal")?;
+                self.status = RunStatus::Interrupted;
+                self.event("interrupted", message, vec![])?;
                 self.write_state()?;
                 return Ok(Some(Outcome::Interrupted));
             }
             self.apply_desired()?;
             if self.desired.stop {
-                // A pause's advice ("lower the learning rate and resume, or stop") is done with.
-                self.message = self.self_paused.take().map(|_| {
+                // A pause's advice ("lower the learning rate and resume, or stop") is done with,
+                // and the weights that gave the loss are not kept: resumed, the run goes on
+                // from its last good checkpoint.
+                self.message = self.self_paused.is_some().then(|| {
                     format!(
-                        "stopped while paused on a loss that was not finite at step {}",
-                        self.state.step + 1
+                        "stopped while paused on a loss that was not finite at step {}; `thaw resume` goes on from {}",
+                        self.state.step + 1,
+                        self.last_good_said()
                     )
                 });
                 self.checkpoint("stop")?;
+                self.self_paused = None;
                 self.status = RunStatus::Stopped;
                 self.event(
                     "stop",
@@ -58,6 +68,9 @@ impl<M: Classifier> Trainer<'_, M> {
             if self.self_paused.is_some_and(|at| self.desired.resume > at) {
                 self.self_paused = None;
                 self.message = None;
+                self.roll_back()?;
+                // The desired state again, on the rolled-back run.
+                continue;
             }
             let paused = self.desired.paused || self.self_paused.is_some();
             if !paused {
@@ -200,18 +213,46 @@ impl<M: Classifier> Trainer<'_, M> {
             bail!(message);
         }
         self.self_paused = Some(self.desired.resume);
-        let message = format!(
-            "loss is {value} at step {} (epoch {}): paused without applying it; lower the learning rate and resume, or stop",
+        self.nan_at = Some(self.state.step + 1);
+        let at = format!(
+            "loss is {value} at step {} (epoch {}): paused without applying it",
             self.state.step + 1,
             self.state.epoch
         );
+        let message = match self.last_good() {
+            Some(_) => format!(
+                "{at}; these weights would give it again, so resuming goes back to {}: lower the learning rate first (`thaw lr RUN /10`), or stop",
+                self.last_good_said()
+            ),
+            None => format!(
+                "{at}; these weights would give it again and no earlier checkpoint is kept to go back to: stop the run and launch it anew with a lower learning rate"
+            ),
+        };
         self.event("nan", message.clone(), vec![])?;
         self.message = Some(message);
         Ok(())
     }
 
-    /// Writes a checkpoint of the current step.
+    /// Where a rollback goes, in words.
+    fn last_good_said(&self) -> String {
+        match self.last_good() {
+            Some(Good::Checkpoint(_, saved)) => format!("its checkpoint at step {}", saved.step),
+            Some(Good::Start) => "its starting weights (no checkpoint yet)".into(),
+            None => "the weights that gave it (no earlier checkpoint is kept)".into(),
+        }
+    }
+
+    /// Writes a checkpoint of the current step; none while paused on a loss that was not
+    /// finite, whose weights are not worth keeping (the latest checkpoint stays the last good
+    /// one, for a rollback or a resume after a signal).
     pub(super) fn checkpoint(&mut self, why: &str) -> Result<()> {
+        if self.self_paused.is_some() {
+            let message = format!(
+                "no checkpoint ({why}): the weights at step {} gave a loss that was not finite",
+                self.state.step + 1
+            );
+            return self.event("checkpoint", message, vec![]);
+        }
         let start = std::time::Instant::now();
         let previous = self.status;
         self.status = RunStatus::Checkpointing;
@@ -222,15 +263,20 @@ impl<M: Classifier> Trainer<'_, M> {
             samples: self.log.samples,
             steps: self.log.steps,
         };
-        let model = self.model();
-        let dir = checkpoint::save(
-            self.run,
-            model,
-            &self.optim,
-            &self.state,
-            self.spec.keep_checkpoints,
-        )?;
+        // Past the last loss that was not finite, a rollback goes to this checkpoint, not to
+        // the start or an older one. Before it, these weights may be on their way there: the
+        // older checkpoints are all kept until the run is past it.
+        let trusted = self.nan_at.is_none_or(|at| self.state.step > at);
+        let keep = match trusted {
+            true => self.spec.keep_checkpoints,
+            false => usize::MAX,
+        };
+        let dir = checkpoint::save(self.run, self.model(), &self.optim, &self.state, keep)?;
         self.status = previous;
+        if trusted {
+            self.start = None;
+            self.rollback_floor = None;
+        }
         let secs = start.elapsed().as_secs_f64();
         self.checkpoint_secs = Some(secs);
         if self.log.since.is_some() {

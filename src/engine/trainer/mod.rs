@@ -122,6 +122,30 @@ fn starting_weights<M: Classifier>(run: &RunDir, spec: &RunSpec, model: M) -> Re
     Ok(model)
 }
 
+/// The last weights known good, for a rollback.
+pub(super) enum Good {
+    Checkpoint(std::path::PathBuf, TrainState),
+    /// The weights the run started from.
+    Start,
+}
+
+/// The state of a run that has not taken a step.
+fn fresh_state(spec: &RunSpec) -> TrainState {
+    TrainState {
+        step: 0,
+        epoch: 0,
+        batch_in_epoch: 0,
+        frozen: Vec::new(),
+        thawed_at: BTreeMap::new(),
+        lr_multiplier: 1.0,
+        best_val_loss: None,
+        best_val_accuracy: None,
+        seed: spec.seed,
+        checkpoint_requests: 0,
+        open_log: OpenLog::default(),
+    }
+}
+
 /// One run's training loop and everything it carries between steps.
 pub struct Trainer<'a, M: Classifier> {
     run: &'a RunDir,
@@ -137,6 +161,19 @@ pub struct Trainer<'a, M: Classifier> {
     schedule: FreezeSchedule,
     lr: LrPlan,
     state: TrainState,
+    /// The starting weights, until the first checkpoint: what a loss that is not finite
+    /// before then rolls back to.
+    start: Option<M>,
+    /// Set when the run went back to earlier weights: the data loader starts again from the
+    /// state's position.
+    rolled_back: bool,
+    /// The step of the checkpoint last rolled back to, until a newer checkpoint is written: a
+    /// loss that is not finite again before then rolls back further, as that checkpoint's
+    /// weights may already have been on their way up (finite, but spoiled).
+    rollback_floor: Option<usize>,
+    /// The step of the latest loss that was not finite: checkpoints written before the run
+    /// has gone past it may hold the weights on their way there.
+    nan_at: Option<usize>,
     desired: Desired,
     /// The last unusable `desired.json`, so it is reported once, not at every step.
     bad_desired: Option<Vec<u8>>,
@@ -204,19 +241,11 @@ impl<'a, M: Classifier> Trainer<'a, M> {
             param_groups,
             schedule: FreezeSchedule::new(spec),
             lr: LrPlan::new(spec, steps_per_epoch),
-            state: TrainState {
-                step: 0,
-                epoch: 0,
-                batch_in_epoch: 0,
-                frozen: Vec::new(),
-                thawed_at: BTreeMap::new(),
-                lr_multiplier: 1.0,
-                best_val_loss: None,
-                best_val_accuracy: None,
-                seed: spec.seed,
-                checkpoint_requests: 0,
-                open_log: OpenLog::default(),
-            },
+            state: fresh_state(spec),
+            start: None,
+            rolled_back: false,
+            rollback_floor: None,
+            nan_at: None,
             desired: Desired::default(),
             bad_desired: None,
             self_paused: None,
@@ -245,11 +274,26 @@ impl<'a, M: Classifier> Trainer<'a, M> {
             for warning in self.dataset.warnings.clone() {
                 self.event("warning", format!("data: {warning}"), vec![])?;
             }
+            let names: Vec<String> = self.groups.iter().map(|g| g.name.clone()).collect();
+            self.run.reset_metrics(&names)?;
+            self.start = self.model.clone();
             return Ok(());
         };
+        self.load(&dir, saved.clone())?;
+        self.desired.checkpoint = saved.checkpoint_requests;
+        self.desired.lr_multiplier = saved.lr_multiplier;
+        self.event(
+            "resumed",
+            format!("resumed from checkpoint {}", dir.display()),
+            saved.frozen,
+        )
+    }
+
+    /// The model, optimizer, position and logging interval of the checkpoint in `dir`.
+    fn load(&mut self, dir: &Path, saved: TrainState) -> Result<()> {
         let model = self.model.take().context("model present")?;
         let optim = std::mem::replace(&mut self.optim, step::optimizer(self.spec));
-        let (model, optim) = checkpoint::load(&dir, model, optim)?;
+        let (model, optim) = checkpoint::load(dir, model, optim)?;
         self.model = Some(model);
         self.optim = optim;
         // Freeze state is not part of the records: apply it again to the fresh model.
@@ -257,9 +301,7 @@ impl<'a, M: Classifier> Trainer<'a, M> {
             frozen: Vec::new(),
             ..saved.clone()
         };
-        self.desired.checkpoint = saved.checkpoint_requests;
-        self.desired.lr_multiplier = saved.lr_multiplier;
-        self.set_frozen(saved.frozen.clone(), None)?;
+        self.set_frozen(saved.frozen, None)?;
         self.run.truncate_metrics_after(saved.step)?;
         let open = saved.open_log;
         self.log = LogWindow {
@@ -269,18 +311,80 @@ impl<'a, M: Classifier> Trainer<'a, M> {
             steps: open.steps,
             ..LogWindow::default()
         };
-        self.event(
-            "resumed",
-            format!("resumed from checkpoint {}", dir.display()),
-            saved.frozen,
-        )?;
         Ok(())
+    }
+
+    /// Where a loss that was not finite rolls back to: the latest checkpoint (one from before
+    /// the last rollback's, when no checkpoint has been written since past the step of the
+    /// last such loss), else the starting weights while they are kept; `None` when there is
+    /// nothing to go back to.
+    pub(super) fn last_good(&self) -> Option<Good> {
+        let found = match self.rollback_floor {
+            None => checkpoint::latest(self.run),
+            Some(floor) => checkpoint::newest_before(self.run, floor),
+        };
+        match found {
+            Some((dir, saved)) => Some(Good::Checkpoint(dir, saved)),
+            None => self.start.is_some().then_some(Good::Start),
+        }
+    }
+
+    /// After a loss that was not finite, back to the last weights known good (see
+    /// [`Self::last_good`]): the weights that gave the loss would give it again at any rate.
+    /// The learning-rate multiplier and the checkpoint requests served stay as they are now
+    /// (the user may have lowered the rate to go on).
+    pub(super) fn roll_back(&mut self) -> Result<()> {
+        let (lr, requests) = (self.state.lr_multiplier, self.state.checkpoint_requests);
+        let from = self.state.step;
+        let to = match self.last_good() {
+            Some(Good::Checkpoint(dir, saved)) => {
+                checkpoint::discard_after(self.run, saved.step)?;
+                self.rollback_floor = Some(saved.step);
+                // The checkpoint's frozen groups apply to a model with none frozen, as at start.
+                self.set_frozen(Vec::new(), None)?;
+                self.load(&dir, saved)?;
+                format!("checkpoint {}", dir.display())
+            }
+            Some(Good::Start) => {
+                let start = self
+                    .start
+                    .clone()
+                    .context("the starting weights are kept")?;
+                self.model = Some(start);
+                self.optim = step::optimizer(self.spec);
+                self.state = fresh_state(self.spec);
+                let names: Vec<String> = self.groups.iter().map(|g| g.name.clone()).collect();
+                self.run.reset_metrics(&names)?;
+                self.log = LogWindow::default();
+                // Before the first checkpoint past the loss, the start stays what to go back to.
+                self.rollback_floor = Some(0);
+                "the starting weights (no checkpoint yet)".into()
+            }
+            None => {
+                return self.event(
+                    "rollback",
+                    format!("nothing to roll back to from step {from}: going on from the weights that gave a loss that was not finite"),
+                    vec![],
+                );
+            }
+        };
+        self.state.lr_multiplier = lr;
+        self.state.checkpoint_requests = requests;
+        self.rolled_back = true;
+        self.event(
+            "rollback",
+            format!(
+                "rolled back from step {from} to step {} ({to}): the weights at step {from} gave a loss that was not finite",
+                self.state.step
+            ),
+            vec![],
+        )
     }
 
     /// The loop, to the end of the last epoch or until stopped.
     pub fn run(mut self) -> Result<Outcome> {
         self.write_state()?;
-        while self.state.epoch < self.spec.epochs {
+        'epochs: while self.state.epoch < self.spec.epochs {
             let loader = self.dataset.loader(
                 Split::Train,
                 self.state.epoch,
@@ -290,6 +394,10 @@ impl<'a, M: Classifier> Trainer<'a, M> {
             for batch in loader {
                 if let Some(outcome) = self.before_step()? {
                     return Ok(outcome);
+                }
+                if std::mem::take(&mut self.rolled_back) {
+                    // A loader for the rolled-back position.
+                    continue 'epochs;
                 }
                 self.train_step(batch?)?;
                 self.state.batch_in_epoch += 1;

@@ -43,7 +43,7 @@ pub struct Marker {
     pub label: &'static str,
 }
 
-/// The run's freeze, thaw and resume events as markers.
+/// The run's freeze, thaw, resume and rollback events as markers.
 pub fn markers(run: &RunView, ctx: &Ctx) -> Vec<Marker> {
     run.events
         .iter()
@@ -51,7 +51,8 @@ pub fn markers(run: &RunView, ctx: &Ctx) -> Vec<Marker> {
             let label = match e.kind.as_str() {
                 "freeze" => ctx.symbols.frozen,
                 "unfreeze" => ctx.symbols.thaw,
-                "resumed" => ctx.symbols.resumed,
+                // A rollback after a loss that was not finite also goes on from a checkpoint.
+                "resumed" | "rollback" => ctx.symbols.resumed,
                 _ => return None,
             };
             Some(Marker {

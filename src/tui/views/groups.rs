@@ -109,7 +109,7 @@ pub fn draw_events(frame: &mut Frame, area: Rect, ctx: &Ctx) {
             "freeze" => Role::Frozen,
             "unfreeze" => Role::Trainable,
             "error" | "nan" => Role::Error,
-            "warning" | "interrupted" => Role::Warning,
+            "warning" | "interrupted" | "rollback" => Role::Warning,
             "best" | "finished" => Role::Ok,
             _ => Role::Text,
         };
