@@ -314,6 +314,10 @@ fn a_freeze_from_the_dashboard_reaches_the_worker_and_detaching_leaves_training_
         "not cooked again:\n{screen}"
     );
     assert!(
+        screen.contains("detached; 2 unfinished run(s) go on in the daemon"),
+        "{screen}"
+    );
+    assert!(
         !screen.contains("runs") && row(&screen, "a").is_none(),
         "{screen}"
     );

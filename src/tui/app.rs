@@ -139,6 +139,8 @@ pub struct App {
     pub marked: BTreeSet<String>,
     pub popup: Option<Popup>,
     pub notice: Option<Notice>,
+    /// Said on the terminal once the dashboard has given it back: why it ended.
+    pub farewell: Option<String>,
     pub link: Link,
     pub host: HostStats,
     pub log_scale: bool,
@@ -156,6 +158,31 @@ pub struct App {
 }
 
 impl App {
+    /// Leaves the dashboard; the daemon and its runs go on.
+    fn detach(&mut self) -> Vec<Effect> {
+        let training = self
+            .board
+            .runs
+            .iter()
+            .filter(|r| {
+                use RunStatus::*;
+                matches!(
+                    r.info.status,
+                    Running | Checkpointing | Paused | Queued | Waiting
+                )
+            })
+            .count();
+        self.farewell = Some(match training {
+            0 => {
+                "detached; the daemon stays up with nothing to train (`thaw down` stops it)".into()
+            }
+            n => format!(
+                "detached; {n} unfinished run(s) go on in the daemon: `thaw attach` brings the dashboard back"
+            ),
+        });
+        vec![Effect::Quit]
+    }
+
     pub fn new(themes: Themes, theme: String, depth: ColorDepth, ascii: bool) -> Self {
         Self {
             board: Board::default(),
@@ -166,6 +193,7 @@ impl App {
             marked: BTreeSet::new(),
             popup: None,
             notice: None,
+            farewell: None,
             link: Link::Connecting,
             host: HostStats::default(),
             log_scale: false,
@@ -294,7 +322,7 @@ impl App {
                     // Any key closes the help; q still detaches.
                     self.popup = None;
                     match keys::action(key, self.place()) {
-                        Some(Action::Detach) => vec![Effect::Quit],
+                        Some(Action::Detach) => self.detach(),
                         _ => Vec::new(),
                     }
                 }
@@ -380,7 +408,7 @@ impl App {
                 self.popup = Some(Popup::Help);
                 Vec::new()
             }
-            Action::Detach => vec![Effect::Quit],
+            Action::Detach => self.detach(),
             Action::StopDaemon => {
                 self.popup = Some(Popup::Confirm(Confirm::StopDaemon));
                 Vec::new()
@@ -595,6 +623,8 @@ impl App {
             (Ok(Response::Done { message }), Some(i)) => {
                 if self.pending[i].expect == Expect::Shutdown {
                     self.pending.remove(i);
+                    // What `thaw down` says: which runs stopped, resumable.
+                    self.farewell = Some(message);
                     return vec![Effect::Quit];
                 }
                 self.pending[i].accepted = true;

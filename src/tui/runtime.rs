@@ -64,6 +64,9 @@ pub fn run(mut app: App, paths: &Paths, session: Option<String>) -> Result<()> {
     spawn_host(tx.clone(), daemon);
     let result = event_loop(&mut app, &mut terminal, &rx, &tx, paths);
     ratatui::restore();
+    if let Some(farewell) = app.farewell.take() {
+        println!("{farewell}");
+    }
     result
 }
 

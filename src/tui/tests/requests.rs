@@ -158,6 +158,19 @@ fn stop_and_stopping_the_daemon_are_sent_only_after_yes() {
         answer: Ok(Response::done("stopped")),
     });
     assert_eq!(done, vec![Effect::Quit]);
+    // Said on the terminal afterwards, as `thaw down` says it.
+    assert_eq!(app.farewell.as_deref(), Some("stopped"));
+}
+
+#[test]
+fn detaching_says_what_goes_on_without_the_dashboard() {
+    let mut app = fixture::app(false);
+    assert_eq!(chars(&mut app, "q"), vec![Effect::Quit]);
+    let farewell = app.farewell.clone().unwrap();
+    assert!(
+        farewell.starts_with("detached; ") && farewell.contains("`thaw attach`"),
+        "{farewell}"
+    );
 }
 
 #[test]
