@@ -51,7 +51,7 @@ pub fn main(args: TrainArgs) -> Result<i32> {
         spec.name,
         paths.session(&spec.name).join("runs").display()
     );
-    for line in &prepared.changed {
+    for (_, line) in &prepared.changed {
         println!("changed: {line}");
     }
     signals::install();

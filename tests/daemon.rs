@@ -539,7 +539,7 @@ fn another_user_cannot_reach_the_socket_and_is_refused_by_its_uid() {
 }
 
 #[test]
-fn a_bad_session_file_changes_nothing_and_an_existing_name_asks_for_replace() {
+fn a_bad_session_file_changes_nothing_and_an_existing_session_is_launched_again_or_replaced() {
     let d = Daemon::up(1);
     let bad = session("bad", 1, "[[runs]]\nname = \"x\"\nepocs = 3\n");
     let path = d.home.write("bad.toml", &bad);
@@ -555,8 +555,73 @@ fn a_bad_session_file_changes_nothing_and_an_existing_name_asks_for_replace() {
         r.status == RunStatus::Finished
     });
     let path = d.home.write("once.toml", &good);
-    let err = d.fails(&["launch", path.to_str().unwrap()]);
-    assert!(err.contains("--replace"), "{err}");
+    let file = path.to_str().unwrap();
+    // The same file again changes nothing.
+    let out = d.ok(&["launch", file]);
+    assert!(
+        out.contains("launched again: no new runs; no run's settings changed"),
+        "{out}"
+    );
+
+    // Edited: a new run queues, and the finished one, given another epoch, trains on from its
+    // checkpoint, history kept.
+    let finished = d.run("once/only");
+    let edited = session("once", 2, &runs(&["only", "more"]));
+    d.home.write("once.toml", &edited);
+    let out = d.ok(&["launch", file]);
+    assert!(out.contains("new: more (queued)"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "changed: once/only: epochs 1 -> 2: from its checkpoint at step {} on (queued)",
+            finished.step
+        )),
+        "{out}"
+    );
+    for run in ["once/only", "once/more"] {
+        d.wait_run(run, 120, "two epochs", |r| {
+            r.status == RunStatus::Finished && r.epoch == 2
+        });
+    }
+    let only = d.run_dir("once", "only");
+    assert_eq!(events(&only, "resumed").len(), 1);
+    assert_eq!(d.run("once/only").step, 2 * finished.step);
+
+    // What a checkpoint cannot carry on with is refused, and nothing changes.
+    d.home.write(
+        "once.toml",
+        &edited.replace("model = \"mlp\"", "model = \"resnet-mini\""),
+    );
+    let err = d.fails(&["launch", file]);
+    assert!(
+        err.contains("run once/only has trained")
+            && err.contains("model \"mlp\" -> \"resnet-mini\""),
+        "{err}"
+    );
+    assert_eq!(d.run("once/only").model, "mlp");
+
+    // A run that trains is stopped before its settings change.
+    let long = edited.clone() + "[[runs]]\nname = \"long\"\nepochs = 100000\n";
+    d.home.write("once.toml", &long);
+    d.ok(&["launch", file]);
+    d.wait_run("once/long", 120, "training", |r| {
+        r.status == RunStatus::Running
+    });
+    d.home.write(
+        "once.toml",
+        &long.replace("epochs = 100000", "epochs = 100000\nlr = 0.01"),
+    );
+    let err = d.fails(&["launch", file]);
+    assert!(
+        err.contains("run once/long trains") && err.contains("thaw stop once/long"),
+        "{err}"
+    );
+    d.ok(&["stop", "once/long"]);
+    d.wait_run("once/long", 120, "stopped", |r| {
+        r.status == RunStatus::Stopped
+    });
+
+    // --replace discards the session and starts it again from the file.
+    d.home.write("once.toml", &good);
     let marker = d.run_dir("once", "only").root.join("old.txt");
     std::fs::write(&marker, "from the first launch").unwrap();
     let out = d.ok(&["launch", path.to_str().unwrap(), "--replace"]);

@@ -27,8 +27,9 @@ pub const CHANGEABLE_AFTER_TRAINING: [&str; 7] = [
 /// A session's run directories, and what a changed session file changed in them.
 pub struct Prepared {
     pub runs: Vec<RunDir>,
-    /// A line per run whose settings changed: which, and from when they apply.
-    pub changed: Vec<String>,
+    /// The runs whose settings changed, each with a line saying which and from when they
+    /// apply.
+    pub changed: Vec<(String, String)>,
 }
 
 /// Creates (or finds again) the session's directory and its runs' directories, each with its
@@ -44,7 +45,7 @@ pub fn prepare(paths: &Paths, spec: &SessionSpec) -> Result<Prepared> {
         check_other_session(paths, &spec.name, run)?;
         let run_dir = RunDir::new(paths.run(&spec.name, &run.name));
         if let Some(line) = changes(&spec.name, &run_dir, run)? {
-            changed.push(line);
+            changed.push((run.name.clone(), line));
         }
     }
     std::fs::create_dir_all(dir.join("runs"))

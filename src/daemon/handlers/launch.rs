@@ -3,6 +3,8 @@
 //! and queues the runs.
 
 use std::path::PathBuf;
+
+use anyhow::Context;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -87,9 +89,8 @@ fn may_launch(daemon: &Daemon, name: &str, replace: bool) -> Result<(), String> 
         return Ok(());
     }
     if !replace {
-        return Err(format!(
-            "a session named {name:?} exists already: launch with --replace to discard it and start again, or give the file another name (name = \"...\")"
-        ));
+        // Launched again: what the file changed is checked run by run (see `relaunch`).
+        return Ok(());
     }
     let live: Vec<String> = daemon
         .registry
@@ -137,6 +138,9 @@ fn gpus_there(daemon: &Daemon, spec: &SessionSpec) -> Result<(), String> {
 fn launch(daemon: &mut Daemon, spec: &SessionSpec, replace: bool) -> anyhow::Result<String> {
     may_launch(daemon, &spec.name, replace).map_err(anyhow::Error::msg)?;
     gpus_there(daemon, spec).map_err(anyhow::Error::msg)?;
+    if !replace && daemon.registry.session(&spec.name).is_some() {
+        return relaunch(daemon, spec);
+    }
     let dir = daemon.paths.session(&spec.name);
     if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
@@ -175,5 +179,84 @@ fn launch(daemon: &mut Daemon, spec: &SessionSpec, replace: bool) -> anyhow::Res
         session.len(),
         session.join(", "),
         daemon.paths.session(&spec.name).join("runs").display()
+    ))
+}
+
+/// A session launched again from its file, edited: new runs queue; a run whose settings
+/// changed (as `thaw train` allows: any before it has trained, only the rate, the epochs and
+/// the like after) is queued to train with them; the others are left as they are. A run that
+/// trains must be stopped before its settings change.
+fn relaunch(daemon: &mut Daemon, spec: &SessionSpec) -> anyhow::Result<String> {
+    let session = daemon
+        .registry
+        .session(&spec.name)
+        .context("the session is known")?;
+    for run in &spec.runs {
+        if let Some(known) = session.runs.iter().find(|r| r.name == run.name)
+            && known.is_live()
+            && known.spec != *run
+        {
+            anyhow::bail!(
+                "run {} trains and this session file changes its settings: stop it first (`thaw stop {}`), or change it as it trains (`thaw lr`, `thaw freeze`)",
+                known.full_name(),
+                known.full_name()
+            );
+        }
+    }
+    let prepared = store::prepare(&daemon.paths, spec)?;
+    let session = daemon
+        .registry
+        .sessions
+        .iter_mut()
+        .find(|s| s.name == spec.name)
+        .context("the session is known")?;
+    let (mut added, mut changed) = (Vec::new(), Vec::new());
+    for dir in prepared.runs {
+        let fresh = Run::open(&spec.name, dir)?;
+        match session.runs.iter_mut().find(|r| r.name == fresh.name) {
+            None => {
+                let mut run = fresh;
+                run.set_status(RunStatus::Queued, Some("queued".into()))?;
+                added.push(run.name.clone());
+                session.runs.push(run);
+            }
+            Some(run) => {
+                let Some((_, line)) = prepared.changed.iter().find(|(name, _)| *name == run.name)
+                else {
+                    continue;
+                };
+                // The same run, history and all, with its new settings.
+                run.spec = fresh.spec;
+                run.device = run.spec.device;
+                run.groups = None;
+                run.transfer = None;
+                run.set_status(RunStatus::Queued, Some("queued".into()))?;
+                changed.push(line.clone());
+            }
+        }
+    }
+    daemon.tick();
+    log(&format!(
+        "session {} launched again: {} new, {} changed",
+        spec.name,
+        added.len(),
+        changed.len()
+    ));
+    let mut said = vec![match added.is_empty() {
+        true => "no new runs".to_string(),
+        false => format!("new: {} (queued)", added.join(", ")),
+    }];
+    said.extend(
+        changed
+            .iter()
+            .map(|line| format!("changed: {line} (queued)")),
+    );
+    if changed.is_empty() {
+        said.push("no run's settings changed".into());
+    }
+    Ok(format!(
+        "session {} launched again: {}",
+        spec.name,
+        said.join("; ")
     ))
 }
