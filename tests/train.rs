@@ -363,13 +363,7 @@ fn a_nan_loss_fails_that_run_of_thaw_train_and_the_others_finish() {
 
     // As the message says: a lower rate in the file, and the same command again.
     home.write("nan.toml", &text.replace("lr = 1e30", "lr = 0.01"));
-    let out = home.run_cmd(&["train", file.to_str().unwrap()]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = home.ok(&["train", file.to_str().unwrap()]);
     assert!(stdout.contains("changed: nan/boom: not trained yet, starts with the file's new settings: lr 1e30 -> 0.01"), "{stdout}");
     assert!(stdout.contains("calm: already finished"), "{stdout}");
     let boom = home.run_dir("nan", "boom").read_state().unwrap();
@@ -395,13 +389,7 @@ fn a_changed_session_file_trains_on_what_may_change_and_refuses_the_rest() {
         .replace("/no/such/folder", "demo:shapes-small")
         + "[[runs]]\nname = \"c\"\n";
     home.write("edit.toml", &edited);
-    let out = train();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = home.ok(&["train", file.to_str().unwrap()]);
     let step = first.step;
     for said in [
         format!("changed: edit/a: epochs 1 -> 2, lr 0.001 -> 0.0005: from its checkpoint at step {step} on"),

@@ -51,6 +51,18 @@ impl Home {
             .expect("run thaw")
     }
 
+    /// Runs thaw, which must succeed; its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run_cmd(args);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "thaw {args:?} failed:\n{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
     pub fn run_dir(&self, session: &str, run: &str) -> RunDir {
         RunDir::new(
             self.path()
