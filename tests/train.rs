@@ -385,15 +385,15 @@ fn a_changed_session_file_trains_on_what_may_change_and_refuses_the_rest() {
     assert_eq!((first.status, first.epoch), (RunStatus::Finished, 1));
 
     let edited = text
-        .replace("epochs = 1", "epochs = 2\nlr = 5e-4")
+        .replace("epochs = 1", "epochs = 2\nlr = 5e-4\nwarmup_steps = 2")
         .replace("/no/such/folder", "demo:shapes-small")
         + "[[runs]]\nname = \"c\"\n";
     home.write("edit.toml", &edited);
     let stdout = home.ok(&["train", file.to_str().unwrap()]);
     let step = first.step;
     for said in [
-        format!("changed: edit/a: epochs 1 -> 2, lr 0.001 -> 0.0005: from its checkpoint at step {step} on"),
-        "changed: edit/b: not trained yet, starts with the file's new settings: data \"/no/such/folder\" -> \"demo:shapes-small\", epochs 1 -> 2, lr 0.001 -> 0.0005".into(),
+        format!("changed: edit/a: epochs 1 -> 2, lr 0.001 -> 0.0005, warmup_steps 0 -> 2: from its checkpoint at step {step} on"),
+        "changed: edit/b: not trained yet, starts with the file's new settings: data \"/no/such/folder\" -> \"demo:shapes-small\", epochs 1 -> 2, lr 0.001 -> 0.0005, warmup_steps 0 -> 2".into(),
     ] {
         assert!(stdout.contains(&said), "{said:?} not in\n{stdout}");
     }

@@ -11,13 +11,20 @@ use crate::engine::weights::WeightsSource;
 use crate::paths::Paths;
 
 /// What a run of a changed session file may change once it has trained: its checkpoint
-/// carries on with these, as `thaw lr` and a longer run would. Anything else (the model, the
-/// data, the batch, the optimizer, the seed, ...) would be a different experiment resumed from
-/// this one's weights.
-pub const CHANGEABLE_AFTER_TRAINING: [&str; 7] = [
+/// carries on with these from its step, as `thaw lr`, `thaw freeze` and a longer run would.
+/// Anything else (the model, the data and its split, the batch, the optimizer, the seed, ...)
+/// would not fit the checkpoint, or make a different experiment of this one's weights.
+pub const CHANGEABLE_AFTER_TRAINING: [&str; 14] = [
     "epochs",
     "lr",
     "group_lr",
+    "lr_schedule",
+    "lr_step_epochs",
+    "lr_step_gamma",
+    "warmup_steps",
+    "freeze",
+    "unfreeze_at_epoch",
+    "gradual_unfreeze",
     "log_every_steps",
     "checkpoint_every_steps",
     "keep_checkpoints",
