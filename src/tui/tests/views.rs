@@ -407,3 +407,36 @@ fn late_in_detail(change: impl FnOnce(&mut crate::protocol::RunInfo)) -> App {
     press(&mut app, &format!("{}\n", "j".repeat(late)));
     app
 }
+
+#[test]
+fn a_narrow_detail_title_leaves_out_what_it_cannot_say_whole() {
+    let app = late_in_detail(|info| {
+        info.status = crate::engine::rundir::RunStatus::Running;
+        info.step = 171_234;
+        info.total_steps = 500_000;
+        info.epoch = 17;
+        info.epochs = 50;
+    });
+    for (width, height) in [(60, 15), (52, 12), (40, 8)] {
+        let title = screen(&app, width, height)
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        assert!(title.contains("demo/late"), "{width}x{height}: {title}");
+        // A number is said whole or not at all: no `epoch 17/5…`.
+        for part in ["step 171234/500000", "epoch 17/50"] {
+            let word = part.split(' ').next().unwrap();
+            assert!(
+                !title.contains(word) || title.contains(part),
+                "{width}x{height}: {title}"
+            );
+        }
+    }
+    let title = screen(&app, 60, 15)
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    assert!(title.contains("step 171234/500000"), "{title}");
+}

@@ -18,10 +18,15 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
         return;
     };
     let info = &run.info;
-    let groups_height = (info.groups.len() as u16 + 3).min(area.height / 2);
+    // The title line always; the groups and events below the charts only where the charts
+    // keep room of their own (at 40x8 the title and charts are all there is room for).
+    let groups_height = match area.height >= 12 {
+        true => (info.groups.len() as u16 + 3).min(area.height / 2),
+        false => 0,
+    };
     let [title, charts_area, lower] = Layout::vertical([
         Constraint::Length(1),
-        Constraint::Min(5),
+        Constraint::Min(0),
         Constraint::Length(groups_height),
     ])
     .areas(area);
@@ -76,6 +81,9 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
         false,
     );
 
+    if lower.height == 0 {
+        return;
+    }
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(lower);
     groups::draw(frame, left, ctx, true);
@@ -95,7 +103,8 @@ fn markers_legend(markers: &[charts::Marker]) -> String {
 
 /// The run's name and status, then what fits of the rest, in the order it is given up when
 /// the terminal is narrow: the learning-rate multiplier, the model and device, the Slurm job
-/// (when the message does not say it already), GPU memory, the message, the step.
+/// (when the message does not say it already), GPU memory; then, with little room left, the
+/// message, the epoch and the step, each cut to the room left or left out.
 fn title_line<'a>(run: &crate::tui::board::RunView, ctx: &Ctx, width: u16) -> Line<'a> {
     let info = &run.info;
     let text = ctx.style(Role::Text);
@@ -114,15 +123,18 @@ fn title_line<'a>(run: &crate::tui::board::RunView, ctx: &Ctx, width: u16) -> Li
         (format!("· {} on {} ", info.model, info.device), text, 5),
         (
             format!(
-                "· step {} · epoch {}/{} ",
+                "· step {} ",
                 // The total is known once the worker has read the data.
                 match info.total_steps {
                     0 => info.step.to_string(),
                     total => format!("{}/{total}", info.step),
                 },
-                info.epoch.min(info.epochs),
-                info.epochs,
             ),
+            text,
+            1,
+        ),
+        (
+            format!("· epoch {}/{} ", info.epoch.min(info.epochs), info.epochs),
             text,
             1,
         ),
@@ -149,16 +161,23 @@ fn title_line<'a>(run: &crate::tui::board::RunView, ctx: &Ctx, width: u16) -> Li
         parts.iter().map(|(t, _, _)| t.chars().count()).sum()
     };
     let width = usize::from(width);
+    // Less room than this says nothing of a part but its first letters: it goes instead.
+    const MIN_CUT: usize = 12;
     while wide(&parts) > width {
         let highest = parts.iter().map(|p| p.2).max().unwrap_or(0);
-        if highest <= 2 {
-            // The step and the message stay, the last of them cut to what is left.
-            let last = parts.pop().expect("the name is there");
-            let room = width.saturating_sub(wide(&parts));
+        if highest > 2 {
+            parts.retain(|p| p.2 != highest);
+            continue;
+        }
+        // The step, epoch and message stay while they fit. The message (rank 2, the last) is
+        // cut to what is left, where that says something; the step and epoch (rank 1) are
+        // numbers, said whole or left out.
+        let last = parts.pop().expect("the name is there");
+        let room = width.saturating_sub(wide(&parts));
+        if last.2 == 0 || (last.2 == 2 && room >= MIN_CUT) {
             parts.push((super::fit(&last.0, room), last.1, last.2));
             break;
         }
-        parts.retain(|p| p.2 != highest);
     }
     Line::from(
         parts
