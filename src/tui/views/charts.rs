@@ -37,6 +37,15 @@ pub fn xy(series: &[Point]) -> Vec<(f64, f64)> {
     series.iter().map(|p| (p.step as f64, p.mean)).collect()
 }
 
+/// Validation accuracy in percent: where old validations share a point, their best, so the
+/// chart's top is the run's best accuracy however long it ran.
+pub fn accuracy_xy(series: &[Point]) -> Vec<(f64, f64)> {
+    series
+        .iter()
+        .map(|p| (p.step as f64, 100.0 * p.max))
+        .collect()
+}
+
 /// A vertical marker: where a run's groups were frozen, thawed, or it resumed.
 pub struct Marker {
     pub step: f64,
@@ -204,5 +213,17 @@ fn number(v: f64) -> String {
         a if a >= 1.0 => format!("{v:.2}"),
         a if a >= 0.01 => format!("{v:.3}"),
         _ => format!("{v:.1e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merged_validations_plot_their_best_accuracy() {
+        let merged = Point::single(100, 0.3).merge(Point::single(200, 0.9));
+        let points = [merged, Point::single(300, 0.6)];
+        assert_eq!(accuracy_xy(&points), [(100.0, 90.0), (300.0, 60.0)]);
     }
 }

@@ -69,11 +69,7 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
             style: app.theme().series(i, app.depth),
             points: match app.metric {
                 Metric::Loss => xy(&run.val_loss),
-                Metric::Accuracy => run
-                    .val_accuracy
-                    .iter()
-                    .map(|p| (p.step as f64, 100.0 * p.mean))
-                    .collect(),
+                Metric::Accuracy => charts::accuracy_xy(&run.val_accuracy),
             },
         })
         .collect();

@@ -62,11 +62,7 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
         &markers,
         app.log_scale,
     );
-    let accuracy: Vec<(f64, f64)> = run
-        .val_accuracy
-        .iter()
-        .map(|p| (p.step as f64, 100.0 * p.mean))
-        .collect();
+    let accuracy = charts::accuracy_xy(&run.val_accuracy);
     charts::draw(
         frame,
         acc_area,
