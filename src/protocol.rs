@@ -260,6 +260,12 @@ impl RunInfo {
         format!("{}/{}", self.session, self.name)
     }
 
+    /// The epoch it trains (1 in its first), or its last once finished: as `status`, `thaw
+    /// train` and the dashboard say it.
+    pub fn epoch_in_progress(&self) -> usize {
+        (self.epoch + 1).min(self.epochs)
+    }
+
     /// Seconds to the end of its last epoch while it trains: the worker's reckoning, which
     /// counts validation and checkpoints, or the steps left alone from a worker that does not
     /// give one.

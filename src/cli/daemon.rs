@@ -246,7 +246,7 @@ pub fn status_table(runs: &[RunInfo], colour: bool) -> String {
             0 => run.step.to_string(),
             total => format!("{}/{total}", run.step),
         };
-        let epoch = format!("{}/{}", (run.epoch + 1).min(run.epochs), run.epochs);
+        let epoch = format!("{}/{}", run.epoch_in_progress(), run.epochs);
         let loss = run
             .last_loss
             .map_or("-".into(), |l| crate::number::fixed(l, 4));

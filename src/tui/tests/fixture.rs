@@ -37,7 +37,8 @@ fn info(name: &str, status: RunStatus, step: usize, frozen: &[&str], pretrained:
         name: name.into(),
         status,
         step,
-        epoch: step / 40 + 1,
+        // Epochs done: 40 steps each.
+        epoch: step / 40,
         epochs: 15,
         total_steps: 600,
         batch_size: 16,
@@ -104,7 +105,8 @@ fn event(step: usize, kind: &str, message: &str, groups: &[&str]) -> Event {
     Event {
         time: 0.0,
         step,
-        epoch: step / 40 + 1,
+        // Epochs done: 40 steps each.
+        epoch: step / 40,
         kind: kind.into(),
         message: message.into(),
         groups: groups.iter().map(|g| g.to_string()).collect(),

@@ -424,8 +424,8 @@ fn a_narrow_detail_title_leaves_out_what_it_cannot_say_whole() {
             .unwrap_or_default()
             .to_string();
         assert!(title.contains("demo/late"), "{width}x{height}: {title}");
-        // A number is said whole or not at all: no `epoch 17/5…`.
-        for part in ["step 171234/500000", "epoch 17/50"] {
+        // A number is said whole or not at all: no `epoch 18/5…`.
+        for part in ["step 171234/500000", "epoch 18/50"] {
             let word = part.split(' ').next().unwrap();
             assert!(
                 !title.contains(word) || title.contains(part),

@@ -130,7 +130,7 @@ fn title_line<'a>(run: &crate::tui::board::RunView, ctx: &Ctx, width: u16) -> Li
             1,
         ),
         (
-            format!("· epoch {}/{} ", info.epoch.min(info.epochs), info.epochs),
+            format!("· epoch {}/{} ", info.epoch_in_progress(), info.epochs),
             text,
             1,
         ),

@@ -224,7 +224,7 @@ fn draw_table(frame: &mut Frame, area: Rect, ctx: &Ctx) {
 /// `e3/10 `: the epoch the run is in.
 fn epochs(run: &RunView) -> String {
     let info = &run.info;
-    format!("e{}/{} ", info.epoch.min(info.epochs), info.epochs)
+    format!("e{}/{} ", info.epoch_in_progress(), info.epochs)
 }
 
 /// The run's name, with its session when several are shown.
