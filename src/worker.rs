@@ -164,7 +164,7 @@ fn record_failure(run: &RunDir, reason: &str) {
     let event = Event {
         time: now(),
         step: state.step,
-        epoch: state.epoch,
+        epoch: state.epoch_said(),
         kind: "error".into(),
         message: reason.to_string(),
         groups: Vec::new(),

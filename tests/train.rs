@@ -57,7 +57,15 @@ unfreeze_at_epoch = 2
     }
     let thawed = common::events(&home.run_dir("tiny", "frozen-stem"), "unfreeze");
     assert_eq!(thawed.len(), 1);
-    assert_eq!(thawed[0].epoch, 2);
+    // unfreeze_at_epoch = 2: thawed after two epochs, as the third starts (events say the
+    // epoch being trained, 1 in the first).
+    assert_eq!(thawed[0].epoch, 3);
+    let validations = common::events(&home.run_dir("tiny", "frozen-stem"), "validation");
+    assert!(
+        validations[0].message.starts_with("epoch 1: val loss") && validations[0].epoch == 1,
+        "{:?}",
+        validations[0]
+    );
     // Progress lines, not a live display, when stdout is not a terminal.
     assert!(
         stdout

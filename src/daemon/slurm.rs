@@ -423,7 +423,7 @@ fn event(run: &Run, kind: &str, message: &str) -> Result<()> {
     run.dir.append_event(&Event {
         time: now(),
         step: run.state.step,
-        epoch: run.state.epoch,
+        epoch: run.state.epoch_said(),
         kind: kind.into(),
         message: message.into(),
         groups: Vec::new(),

@@ -189,7 +189,7 @@ pub(crate) fn record(run: &mut Run, status: RunStatus, kind: &str, message: Stri
     run.dir.append_event(&Event {
         time: now(),
         step: run.state.step,
-        epoch: run.state.epoch,
+        epoch: run.state.epoch_said(),
         kind: kind.into(),
         message: message.clone(),
         groups: Vec::new(),

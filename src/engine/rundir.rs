@@ -107,6 +107,16 @@ pub struct RunState {
 }
 
 impl RunState {
+    /// The epoch being trained, 1 in the first (the last once all are done), as events and
+    /// every view say it.
+    pub fn epoch_said(&self) -> usize {
+        match self.epochs {
+            // Not known before the worker has read the data.
+            0 => self.epoch + 1,
+            epochs => (self.epoch + 1).min(epochs),
+        }
+    }
+
     /// The state of a run that has not trained yet (or failed before it could), as written
     /// by whoever started it.
     pub fn before_training(status: RunStatus, message: Option<String>) -> Self {
@@ -141,6 +151,7 @@ pub struct Event {
     /// Seconds since the Unix epoch.
     pub time: f64,
     pub step: usize,
+    /// The epoch being trained, 1 in the first.
     pub epoch: usize,
     /// freeze, unfreeze, pause, resume, stop, checkpoint, resumed, validation, best, lr,
     /// warning, error, finished, nan, rollback.

@@ -207,7 +207,7 @@ impl<M: Classifier> Trainer<'_, M> {
             let message = format!(
                 "loss is {value} at step {} (epoch {}): not applied, and the run ends here; lower its lr in the session file and run `thaw train` again to resume it from its last checkpoint (launched in the daemon, it pauses for `thaw lr` and `thaw resume`)",
                 self.state.step + 1,
-                self.state.epoch
+                self.epoch_said()
             );
             self.event("nan", message.clone(), vec![])?;
             bail!(message);
@@ -217,7 +217,7 @@ impl<M: Classifier> Trainer<'_, M> {
         let at = format!(
             "loss is {value} at step {} (epoch {}): paused without applying it",
             self.state.step + 1,
-            self.state.epoch
+            self.epoch_said()
         );
         let message = match self.last_good() {
             Some(_) => format!(
@@ -322,7 +322,7 @@ impl<M: Classifier> Trainer<'_, M> {
         })?;
         let message = format!(
             "epoch {}: val loss {loss:.4}, accuracy {:.1}%",
-            self.state.epoch,
+            self.epoch_said(),
             accuracy * 100.0
         );
         self.event("validation", message, vec![])?;
@@ -364,11 +364,17 @@ impl<M: Classifier> Trainer<'_, M> {
         left.secs(self.last_speed?)
     }
 
+    /// The epoch being trained, 1 in the first (the last once all are done), as every view
+    /// says it: events carry it, and their messages say it.
+    pub(super) fn epoch_said(&self) -> usize {
+        (self.state.epoch + 1).min(self.spec.epochs)
+    }
+
     pub(super) fn event(&self, kind: &str, message: String, groups: Vec<String>) -> Result<()> {
         self.run.append_event(&Event {
             time: now(),
             step: self.state.step,
-            epoch: self.state.epoch,
+            epoch: self.epoch_said(),
             kind: kind.to_string(),
             message,
             groups,

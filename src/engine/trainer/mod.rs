@@ -114,7 +114,7 @@ fn starting_weights<M: Classifier>(run: &RunDir, spec: &RunSpec, model: M) -> Re
     run.append_event(&super::rundir::Event {
         time: super::rundir::now(),
         step: 0,
-        epoch: 0,
+        epoch: 1,
         kind: "weights".into(),
         message: format!("weights from {source}: {}", report.lines().join("; ")),
         groups: Vec::new(),
