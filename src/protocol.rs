@@ -260,6 +260,20 @@ impl RunInfo {
         format!("{}/{}", self.session, self.name)
     }
 
+    /// Its Slurm job's line (`Slurm job 42 RUNNING on n1`), saying so where the job ended
+    /// otherwise than the run: a job killed at its time limit after the run had finished in
+    /// the grace its warning gave.
+    pub fn slurm_line(&self) -> Option<String> {
+        let job = self.slurm.as_ref()?;
+        let line = job.line();
+        Some(match self.status {
+            RunStatus::Finished if job.state != "COMPLETED" => {
+                format!("{line} (after the run had finished)")
+            }
+            _ => line,
+        })
+    }
+
     /// The epoch it trains (1 in its first), or its last once finished: as `status`, `thaw
     /// train` and the dashboard say it.
     pub fn epoch_in_progress(&self) -> usize {

@@ -272,10 +272,10 @@ pub fn status_table(runs: &[RunInfo], colour: bool) -> String {
         if let Some(note) = note {
             out.push_str(&format!("{:<name_width$}    {note}\n", ""));
         }
-        if let Some(job) = &run.slurm
+        if let Some(line) = run.slurm_line()
             && !note.is_some_and(|n| n.contains("Slurm job"))
         {
-            out.push_str(&format!("{:<name_width$}    {}\n", "", job.line()));
+            out.push_str(&format!("{:<name_width$}    {line}\n", ""));
         }
     }
     out
@@ -341,9 +341,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_status_table_says_the_time_left_of_training_runs_only() {
-        let run = |name: &str, status: RunStatus| RunInfo {
+    fn run(name: &str, status: RunStatus) -> RunInfo {
+        RunInfo {
             session: "s".into(),
             name: name.into(),
             status,
@@ -366,7 +365,11 @@ mod tests {
             queued_reason: None,
             gpu_memory: None,
             slurm: None,
-        };
+        }
+    }
+
+    #[test]
+    fn the_status_table_says_the_time_left_of_training_runs_only() {
         let table = status_table(
             &[
                 run("a", RunStatus::Running),
@@ -388,5 +391,28 @@ mod tests {
         );
         // From a worker that gives no reckoning: the steps alone, 175 s.
         assert!(lines[3].contains(" 2m55s "), "{table}");
+    }
+
+    #[test]
+    fn a_slurm_job_that_ended_otherwise_than_its_finished_run_says_so() {
+        let job = |state: &str| {
+            Some(Box::new(crate::protocol::SlurmInfo {
+                job_id: 42,
+                state: state.into(),
+                reason: None,
+                node: Some("n1".into()),
+                restarts: 0,
+            }))
+        };
+        let finished = |state: &str| RunInfo {
+            slurm: job(state),
+            ..run("a", RunStatus::Finished)
+        };
+        let table = status_table(&[finished("TIMEOUT"), finished("COMPLETED")], false);
+        assert!(
+            table.contains("Slurm job 42 TIMEOUT on n1 (after the run had finished)"),
+            "{table}"
+        );
+        assert!(table.contains("Slurm job 42 COMPLETED on n1\n"), "{table}");
     }
 }

@@ -145,10 +145,10 @@ fn title_line<'a>(run: &crate::tui::board::RunView, ctx: &Ctx, width: u16) -> Li
         parts.push((format!("· {gib:.1} GiB GPU memory "), text, 3));
     }
     let message = info.message.as_deref().unwrap_or_default();
-    if let Some(job) = &info.slurm
+    if let (Some(job), Some(line)) = (&info.slurm, info.slurm_line())
         && !message.contains(&format!("Slurm job {}", job.job_id))
     {
-        parts.push((format!("· {} ", job.line()), text, 4));
+        parts.push((format!("· {line} "), text, 4));
     }
     if !message.is_empty() {
         parts.push((format!("· {message}"), ctx.style(Role::Dim), 2));
