@@ -28,7 +28,7 @@ impl<M: Classifier> Trainer<'_, M> {
                         "interrupted by {} while paused on a loss that was not finite at step {}: resumable from {}",
                         crate::signals::received(),
                         self.state.step + 1,
-                        self.last_good_said()
+                        self.restart_said()
                     ),
                     None => format!(
                         "interrupted by {}: checkpointed at step {}, resumable",
@@ -51,7 +51,7 @@ impl<M: Classifier> Trainer<'_, M> {
                     format!(
                         "stopped while paused on a loss that was not finite at step {}; `thaw resume` goes on from {}",
                         self.state.step + 1,
-                        self.last_good_said()
+                        self.restart_said()
                     )
                 });
                 self.checkpoint("stop")?;
@@ -239,6 +239,14 @@ impl<M: Classifier> Trainer<'_, M> {
             Some(Good::Checkpoint(_, saved)) => format!("its checkpoint at step {}", saved.step),
             Some(Good::Start) => "its starting weights (no checkpoint yet)".into(),
             None => "the weights that gave it (no earlier checkpoint is kept)".into(),
+        }
+    }
+
+    /// Where a new worker starts this run, in words: its latest checkpoint, or its start.
+    fn restart_said(&self) -> String {
+        match checkpoint::latest(self.run) {
+            Some((_, saved)) => format!("its checkpoint at step {}", saved.step),
+            None => "its starting weights (no checkpoint yet)".into(),
         }
     }
 
