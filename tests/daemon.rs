@@ -619,6 +619,13 @@ fn a_bad_session_file_changes_nothing_and_an_existing_session_is_launched_again_
     d.wait_run("once/long", 120, "stopped", |r| {
         r.status == RunStatus::Stopped
     });
+    // A run the file no longer has stays, and the answer says so.
+    d.home.write("once.toml", &edited);
+    let out = d.ok(&["launch", file]);
+    assert!(
+        out.contains("not in the file, left as they are: long"),
+        "{out}"
+    );
 
     // --replace discards the session and starts it again from the file.
     d.home.write("once.toml", &good);

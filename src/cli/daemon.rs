@@ -27,6 +27,8 @@ pub enum DaemonCommand {
     /// Checkpoint every training run, stop the workers and the daemon.
     Down,
     /// Submit a session file to the daemon; its runs queue and start as devices free up.
+    /// Launched again, edited, its new runs queue and runs whose settings changed requeue
+    /// (a trained run may change only its epochs, rates, freeze schedule and logging).
     Launch {
         /// The session file (TOML).
         file: PathBuf,

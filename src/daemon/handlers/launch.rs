@@ -235,6 +235,13 @@ fn relaunch(daemon: &mut Daemon, spec: &SessionSpec) -> anyhow::Result<String> {
             }
         }
     }
+    // Runs the file no longer has stay, as they are: said, so the user is not surprised.
+    let kept: Vec<String> = session
+        .runs
+        .iter()
+        .filter(|r| !spec.runs.iter().any(|s| s.name == r.name))
+        .map(|r| r.name.clone())
+        .collect();
     daemon.tick();
     log(&format!(
         "session {} launched again: {} new, {} changed",
@@ -253,6 +260,12 @@ fn relaunch(daemon: &mut Daemon, spec: &SessionSpec) -> anyhow::Result<String> {
     );
     if changed.is_empty() {
         said.push("no run's settings changed".into());
+    }
+    if !kept.is_empty() {
+        said.push(format!(
+            "not in the file, left as they are: {}",
+            kept.join(", ")
+        ));
     }
     Ok(format!(
         "session {} launched again: {}",
