@@ -37,6 +37,20 @@ pub fn main(args: TrainArgs) -> Result<i32> {
         spec = spec.select(run)?;
     }
     let paths = Paths::from_env()?;
+    // A run the daemon (or another `thaw train`) trains is theirs: two workers on one run
+    // would corrupt its checkpoints, and watching theirs here would pass for training it.
+    for run in &spec.runs {
+        let dir = RunDir::new(paths.run(&spec.name, &run.name));
+        if let Some(pid) = crate::worker::training(&dir) {
+            anyhow::bail!(
+                "run {}/{} is being trained by another worker (pid {pid}: the daemon's, or another `thaw train`): stop it there first (`thaw stop {}/{}`), or watch it with `thaw attach`",
+                spec.name,
+                run.name,
+                spec.name,
+                run.name
+            );
+        }
+    }
     let prepared = store::prepare(&paths, &spec)?;
     for data in spec
         .runs

@@ -606,3 +606,28 @@ fn half_precision_runs_train_in_it_with_frozen_groups_held() {
         );
     }
 }
+
+/// A run another worker trains (the daemon's) is refused up front: `thaw train` used to watch
+/// that worker's progress as if it were its own, its own worker refused.
+#[test]
+fn a_run_another_worker_trains_is_refused_up_front() {
+    let home = Home::new();
+    let text = "name = \"busy\"\n[defaults]\nmodel = \"mlp\"\ndata = \"demo:shapes-small\"\ndevice = \"flex\"\nimage_size = 16\nepochs = 100000\n[[runs]]\nname = \"x\"\n";
+    let runs = home.prepare_run(text);
+    let mut worker = home.worker(&runs[0], 1);
+    let training = common::wait_state(&runs[0], 60, "training", |s| s.step > 0);
+    let file = home.write("busy.toml", text);
+    let out = home.run_cmd(&["train", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "run busy/x is being trained by another worker (pid {}:",
+            training.pid
+        )),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("running"));
+    unsafe { libc::kill(worker.id() as i32, libc::SIGTERM) };
+    assert_eq!(common::wait_exit(&mut worker, 60), 75);
+}
