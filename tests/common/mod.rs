@@ -15,6 +15,23 @@ pub struct Home {
     pub dir: tempfile::TempDir,
     /// More environment for every thaw command (a Slurm cluster's `SLURM_CONF`, say).
     pub env: Vec<(String, String)>,
+    /// The workers started with [`Home::worker`], killed on drop: a test that fails while one
+    /// trains (or waits, paused) does not leave it running.
+    workers: std::cell::RefCell<Vec<u32>>,
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        let home = self.path().to_string_lossy().to_string();
+        for &pid in self.workers.borrow().iter() {
+            // Only a process still working in this home: the pid of a worker that exited may
+            // be another process's by now.
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&home) {
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+        }
+    }
 }
 
 impl Home {
@@ -22,6 +39,7 @@ impl Home {
         Self {
             dir: tempfile::tempdir().expect("temp dir"),
             env: Vec::new(),
+            workers: Default::default(),
         }
     }
 
@@ -88,7 +106,8 @@ impl Home {
     }
 
     pub fn worker(&self, run: &RunDir, threads: usize) -> Child {
-        self.thaw()
+        let child = self
+            .thaw()
             .arg("worker")
             .arg(&run.root)
             .env("THAW_THREADS", threads.to_string())
@@ -96,7 +115,9 @@ impl Home {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start worker")
+            .expect("start worker");
+        self.workers.borrow_mut().push(child.id());
+        child
     }
 }
 
