@@ -260,10 +260,11 @@ fn a_killed_daemon_leaves_training_alone_and_a_new_one_adopts_the_workers() {
 #[test]
 fn after_a_reboot_runs_are_interrupted_and_resume_all_continues_them_exactly() {
     let d = Daemon::up(2);
-    // resnet-mini: slow enough per step that a pause lands mid-run on any machine.
+    // resnet-mini over 12 epochs: long enough that a pause lands mid-run on any machine, even
+    // one busy with other tests.
     let text = session(
         "reboot",
-        6,
+        12,
         &format!("freeze = [\"stem\"]\n{}", runs(&["a", "b"])),
     )
     .replace("model = \"mlp\"", "model = \"resnet-mini\"");
@@ -291,7 +292,7 @@ fn after_a_reboot_runs_are_interrupted_and_resume_all_continues_them_exactly() {
         let info = d.wait_run(&format!("reboot/{run}"), 60, "paused", |r| {
             r.status == RunStatus::Paused
         });
-        assert!(info.step < 60, "{info:?}");
+        assert!(info.step < 120, "{info:?}");
         pids.push(info.pid.unwrap());
     }
     let env = std::fs::read(format!("/proc/{}/environ", pids[0])).unwrap();
@@ -357,7 +358,7 @@ fn after_a_reboot_runs_are_interrupted_and_resume_all_continues_them_exactly() {
     let mut child = d.home.worker(&reference[0], threads);
     assert_eq!(wait_exit(&mut child, 300), 0);
     let expected = train_losses(&reference[0]);
-    assert_eq!(expected.len(), 60);
+    assert_eq!(expected.len(), 120);
     for run in ["a", "b"] {
         assert_eq!(
             train_losses(&d.run_dir("reboot", run)),
