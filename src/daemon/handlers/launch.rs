@@ -211,29 +211,24 @@ fn relaunch(daemon: &mut Daemon, spec: &SessionSpec) -> anyhow::Result<String> {
         .find(|s| s.name == spec.name)
         .context("the session is known")?;
     let (mut added, mut changed) = (Vec::new(), Vec::new());
-    for dir in prepared.runs {
-        let fresh = Run::open(&spec.name, dir)?;
-        match session.runs.iter_mut().find(|r| r.name == fresh.name) {
-            None => {
-                let mut run = fresh;
-                run.set_status(RunStatus::Queued, Some("queued".into()))?;
-                added.push(run.name.clone());
-                session.runs.push(run);
-            }
-            Some(run) => {
-                let Some((_, line)) = prepared.changed.iter().find(|(name, _)| *name == run.name)
-                else {
-                    continue;
-                };
-                // The same run, history and all, with its new settings.
-                run.spec = fresh.spec;
-                run.device = run.spec.device;
-                run.groups = None;
-                run.transfer = None;
-                run.set_status(RunStatus::Queued, Some("queued".into()))?;
-                changed.push(line.clone());
-            }
-        }
+    for (wanted, dir) in spec.runs.iter().zip(prepared.runs) {
+        let Some(run) = session.runs.iter_mut().find(|r| r.name == wanted.name) else {
+            let mut run = Run::open(&spec.name, dir)?;
+            run.set_status(RunStatus::Queued, Some("queued".into()))?;
+            added.push(run.name.clone());
+            session.runs.push(run);
+            continue;
+        };
+        let Some((_, line)) = prepared.changed.iter().find(|(name, _)| *name == run.name) else {
+            continue;
+        };
+        // The same run, history and all, with the settings `prepare` wrote into its directory.
+        run.spec = wanted.clone();
+        run.device = wanted.device;
+        run.groups = None;
+        run.transfer = None;
+        run.set_status(RunStatus::Queued, Some("queued".into()))?;
+        changed.push(line.clone());
     }
     // Runs the file no longer has stay, as they are: said, so the user is not surprised.
     let kept: Vec<String> = session

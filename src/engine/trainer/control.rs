@@ -158,7 +158,7 @@ impl<M: Classifier> Trainer<'_, M> {
     /// Freezes and thaws groups so that exactly `target` is frozen; `cause` names who asked,
     /// for the event (none when restoring a checkpoint).
     pub(super) fn set_frozen(&mut self, target: Vec<String>, cause: Option<&str>) -> Result<()> {
-        let order: Vec<String> = self.groups.iter().map(|g| g.name.clone()).collect();
+        let order = self.group_names();
         let target: Vec<String> = order
             .iter()
             .filter(|g| target.contains(g))

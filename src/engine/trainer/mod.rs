@@ -261,10 +261,13 @@ impl<'a, M: Classifier> Trainer<'a, M> {
             last_val: None,
             message: None,
         };
-        let names: Vec<String> = trainer.groups.iter().map(|g| g.name.clone()).collect();
-        run.init_metrics(&names)?;
         trainer.restore()?;
         Ok(trainer)
+    }
+
+    /// The layer groups' names, in model order (the `lr_` columns of `metrics.csv`).
+    fn group_names(&self) -> Vec<String> {
+        self.groups.iter().map(|g| g.name.clone()).collect()
     }
 
     fn restore(&mut self) -> Result<()> {
@@ -274,11 +277,11 @@ impl<'a, M: Classifier> Trainer<'a, M> {
             for warning in self.dataset.warnings.clone() {
                 self.event("warning", format!("data: {warning}"), vec![])?;
             }
-            let names: Vec<String> = self.groups.iter().map(|g| g.name.clone()).collect();
-            self.run.reset_metrics(&names)?;
+            self.run.reset_metrics(&self.group_names())?;
             self.start = self.model.clone();
             return Ok(());
         };
+        self.run.init_metrics(&self.group_names())?;
         self.load(&dir, saved.clone())?;
         self.desired.checkpoint = saved.checkpoint_requests;
         self.desired.lr_multiplier = saved.lr_multiplier;
@@ -353,8 +356,7 @@ impl<'a, M: Classifier> Trainer<'a, M> {
                 self.model = Some(start);
                 self.optim = step::optimizer(self.spec);
                 self.state = fresh_state(self.spec);
-                let names: Vec<String> = self.groups.iter().map(|g| g.name.clone()).collect();
-                self.run.reset_metrics(&names)?;
+                self.run.reset_metrics(&self.group_names())?;
                 self.log = LogWindow::default();
                 // Before the first checkpoint past the loss, the start stays what to go back to.
                 self.rollback_floor = Some(0);
