@@ -327,6 +327,85 @@ fn resuming_after_a_nan_loss_goes_back_to_the_last_good_weights() {
     assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
 }
 
+/// A worker that ends on a loss that was not finite (as under `thaw train`, or killed while
+/// paused on it) leaves it in `nan.json`: the next worker goes back where the first would
+/// have, and one checkpoint further if the loss comes back before a checkpoint past it.
+#[test]
+fn a_new_worker_goes_back_as_far_as_the_one_that_saw_a_nan_loss() {
+    let home = Home::new();
+    let text = session(&[])
+        + "[[runs]]\nname = \"r\"\nmodel = \"mlp\"\noptimizer = \"sgd\"\nlr = 0.01\nepochs = 30\n";
+    let run = &home.prepare_run(&text)[0];
+    let fail = [(thaw::engine::trainer::FAIL_ON_NAN_ENV, "1")];
+    let set_lr = |lr: f64| {
+        run.write_desired(&Desired {
+            lr_multiplier: lr,
+            ..Desired::default()
+        })
+        .unwrap()
+    };
+    // Where the failed run's message says `thaw train` resumes it.
+    let resumes_from = |state: &thaw::engine::rundir::RunState| -> usize {
+        assert_eq!(state.status, RunStatus::Failed);
+        let message = state.message.clone().unwrap();
+        message
+            .split("resume it from its checkpoint at step ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no checkpoint named: {message}"))
+    };
+
+    let mut child = home.worker_with(run, 1, &fail);
+    wait_state(run, 120, "two checkpoints", |s| s.step >= 9);
+    set_lr(1e32);
+    assert_eq!(wait_exit(&mut child, 120), 1);
+    let first = resumes_from(&run.read_state().unwrap());
+    let nan = run.read_nan().unwrap().expect("nan.json");
+    assert!(
+        nan.pending && nan.floor.is_none() && nan.step > first,
+        "{nan:?}"
+    );
+
+    // Again at the rate that blew it up: the new worker goes back to that checkpoint, the
+    // loss comes back before a checkpoint past it, and the next start is one further back.
+    let mut child = home.worker_with(run, 1, &fail);
+    assert_eq!(wait_exit(&mut child, 120), 1);
+    let second = resumes_from(&run.read_state().unwrap());
+    assert!(second < first, "{second} after {first}");
+    let rollback = events(run, "rollback");
+    assert_eq!(rollback.len(), 1);
+    assert!(
+        rollback[0]
+            .message
+            .contains(&format!("to step {first} (checkpoint"))
+            && rollback[0].message.contains("by a new worker"),
+        "{}",
+        rollback[0].message
+    );
+    let nan = run.read_nan().unwrap().expect("nan.json");
+    assert_eq!((nan.pending, nan.floor), (true, Some(first)));
+
+    // At the run's own rate it goes on from there to the end; the record goes with the first
+    // checkpoint past the loss.
+    set_lr(1.0);
+    let mut child = home.worker_with(run, 1, &fail);
+    assert_eq!(wait_exit(&mut child, 120), 0);
+    assert_eq!(run.read_state().unwrap().status, RunStatus::Finished);
+    let rollback = events(run, "rollback");
+    assert_eq!(rollback.len(), 2);
+    assert!(
+        rollback[1]
+            .message
+            .contains(&format!("to step {second} (checkpoint")),
+        "{}",
+        rollback[1].message
+    );
+    assert_eq!(run.read_nan().unwrap(), None);
+    let steps: Vec<usize> = train_losses(run).iter().map(|(s, _)| *s).collect();
+    assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
+}
+
 fn wait_until(cond: impl Fn() -> bool) {
     let start = std::time::Instant::now();
     while !cond() {

@@ -166,7 +166,7 @@ pub fn settle(run: &mut Run, pid: u32, exit: Exit) -> Result<()> {
 
 /// Marks a run whose worker is gone as interrupted, resumable from its last checkpoint.
 pub fn interrupted(run: &mut Run, why: &str) -> Result<()> {
-    let from = match crate::engine::checkpoint::latest(&run.dir) {
+    let from = match crate::engine::checkpoint::resume_point(&run.dir) {
         Some((dir, _)) => format!(
             "`thaw resume {}` continues from checkpoint {}",
             run.full_name(),

@@ -143,15 +143,46 @@ fn read_state(dir: &Path) -> Option<TrainState> {
     (dir.join(MODEL).is_file() && dir.join(OPTIMIZER).is_file()).then_some(state)
 }
 
-/// Removes the checkpoints after `step` and points `latest` at `step`'s: a run rolled back to
-/// it does not resume, after a crash, from weights it turned away from.
-pub fn discard_after(run: &RunDir, step: usize) -> Result<()> {
+/// Removes the checkpoints after `step` and points `latest` at `step`'s (`None`: removes them
+/// all, for a run gone back to its starting weights): a run rolled back does not resume, after
+/// a crash, from weights it turned away from.
+pub fn discard_after(run: &RunDir, step: Option<usize>) -> Result<()> {
     let root = run.checkpoints();
-    for (_, dir) in complete(&root).into_iter().filter(|(s, _)| *s > step) {
+    for (_, dir) in complete(&root)
+        .into_iter()
+        .filter(|(s, _)| step.is_none_or(|step| *s > step))
+    {
         std::fs::remove_dir_all(&dir)
             .with_context(|| format!("cannot remove checkpoint {}", dir.display()))?;
     }
-    write_atomic(&root.join(LATEST), format!("step-{step}").as_bytes())
+    match step {
+        Some(step) => write_atomic(&root.join(LATEST), format!("step-{step}").as_bytes()),
+        None => match std::fs::remove_file(root.join(LATEST)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("cannot remove {}", root.join(LATEST).display()))
+            }
+            _ => Ok(()),
+        },
+    }
+}
+
+/// The checkpoint whose weights are last known good: the latest, or, once a run has gone back
+/// to the one at step `floor` after a loss that was not finite, the newest before it.
+pub fn good(run: &RunDir, floor: Option<usize>) -> Option<(PathBuf, TrainState)> {
+    match floor {
+        None => latest(run),
+        Some(floor) => newest_before(run, floor),
+    }
+}
+
+/// Where a new worker starts the run: its latest checkpoint or, when the last worker left it
+/// on a loss that was not finite without going back, the last good one; `None` is the
+/// run's starting weights.
+pub fn resume_point(run: &RunDir) -> Option<(PathBuf, TrainState)> {
+    match run.read_nan() {
+        Ok(Some(nan)) if nan.pending => good(run, nan.floor),
+        _ => latest(run),
+    }
 }
 
 /// Loads a checkpoint's model and optimizer state into freshly built ones.

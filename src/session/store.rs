@@ -105,7 +105,7 @@ fn changes(session: &str, dir: &RunDir, run: &RunSpec) -> Result<Option<String>>
             "run {name} is training (worker pid {pid}) and this session file changes it ({said}): stop it first (`thaw stop {name}`, or Ctrl-C its `thaw train`)"
         );
     }
-    let Some((_, saved)) = crate::engine::checkpoint::latest(dir) else {
+    let Some((_, saved)) = crate::engine::checkpoint::resume_point(dir) else {
         return Ok(Some(format!(
             "{name}: not trained yet, starts with the file's new settings: {said}"
         )));

@@ -106,11 +106,17 @@ impl Home {
     }
 
     pub fn worker(&self, run: &RunDir, threads: usize) -> Child {
+        self.worker_with(run, threads, &[])
+    }
+
+    /// A worker with more environment, as `thaw train` starts them (`THAW_FAIL_ON_NAN`).
+    pub fn worker_with(&self, run: &RunDir, threads: usize, env: &[(&str, &str)]) -> Child {
         let child = self
             .thaw()
             .arg("worker")
             .arg(&run.root)
             .env("THAW_THREADS", threads.to_string())
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

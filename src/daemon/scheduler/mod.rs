@@ -311,7 +311,7 @@ pub fn requeue(run: &mut Run, unpause: bool) -> Result<String> {
             d.paused = false;
         }
     })?;
-    let from = match crate::engine::checkpoint::latest(&run.dir) {
+    let from = match crate::engine::checkpoint::resume_point(&run.dir) {
         Some((dir, saved)) => format!(
             "from checkpoint {} (step {})",
             dir.file_name().unwrap_or_default().to_string_lossy(),

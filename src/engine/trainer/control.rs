@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use super::{Good, Outcome, Trainer, step};
+use super::{Good, Outcome, Rollback, Trainer, step};
 use crate::engine::checkpoint::{self, OpenLog};
 use crate::engine::data::Split;
 use crate::engine::model::Classifier;
@@ -28,7 +28,7 @@ impl<M: Classifier> Trainer<'_, M> {
                         "interrupted by {} while paused on a loss that was not finite at step {}: resumable from {}",
                         crate::signals::received(),
                         self.state.step + 1,
-                        self.restart_said()
+                        self.last_good_said()
                     ),
                     None => format!(
                         "interrupted by {}: checkpointed at step {}, resumable",
@@ -51,7 +51,7 @@ impl<M: Classifier> Trainer<'_, M> {
                     format!(
                         "stopped while paused on a loss that was not finite at step {}; `thaw resume` goes on from {}",
                         self.state.step + 1,
-                        self.restart_said()
+                        self.last_good_said()
                     )
                 });
                 self.checkpoint("stop")?;
@@ -68,7 +68,7 @@ impl<M: Classifier> Trainer<'_, M> {
             if self.self_paused.is_some_and(|at| self.desired.resume > at) {
                 self.self_paused = None;
                 self.message = None;
-                self.roll_back()?;
+                self.roll_back(Rollback::Resume)?;
                 // The desired state again, on the rolled-back run.
                 continue;
             }
@@ -202,18 +202,21 @@ impl<M: Classifier> Trainer<'_, M> {
     }
 
     pub(super) fn pause_on_nan(&mut self, value: f64) -> Result<()> {
+        self.nan_at = Some(self.state.step + 1);
+        // Kept on disk: a worker that ends before going back leaves it to the next one.
+        self.record_nan(true)?;
         if std::env::var_os(super::FAIL_ON_NAN_ENV).is_some() {
             // Under `thaw train` no one can lower the rate and resume: waiting would hang it.
             let message = format!(
-                "loss is {value} at step {} (epoch {}): not applied, and the run ends here; lower its lr in the session file and run `thaw train` again to resume it from its last checkpoint (launched in the daemon, it pauses for `thaw lr` and `thaw resume`)",
+                "loss is {value} at step {} (epoch {}): not applied, and the run ends here; lower its lr in the session file and run `thaw train` again to resume it from {} (launched in the daemon, it pauses for `thaw lr` and `thaw resume`)",
                 self.state.step + 1,
-                self.epoch_said()
+                self.epoch_said(),
+                self.last_good_said()
             );
             self.event("nan", message.clone(), vec![])?;
             bail!(message);
         }
         self.self_paused = Some(self.desired.resume);
-        self.nan_at = Some(self.state.step + 1);
         let at = format!(
             "loss is {value} at step {} (epoch {}): paused without applying it",
             self.state.step + 1,
@@ -239,14 +242,6 @@ impl<M: Classifier> Trainer<'_, M> {
             Some(Good::Checkpoint(_, saved)) => format!("its checkpoint at step {}", saved.step),
             Some(Good::Start) => "its starting weights (no checkpoint yet)".into(),
             None => "the weights that gave it (no earlier checkpoint is kept)".into(),
-        }
-    }
-
-    /// Where a new worker starts this run, in words: its latest checkpoint, or its start.
-    fn restart_said(&self) -> String {
-        match checkpoint::latest(self.run) {
-            Some((_, saved)) => format!("its checkpoint at step {}", saved.step),
-            None => "its starting weights (no checkpoint yet)".into(),
         }
     }
 
@@ -284,6 +279,9 @@ impl<M: Classifier> Trainer<'_, M> {
         if trusted {
             self.start = None;
             self.rollback_floor = None;
+            if self.nan_at.take().is_some() {
+                self.record_nan(false)?;
+            }
         }
         let secs = start.elapsed().as_secs_f64();
         self.checkpoint_secs = Some(secs);

@@ -19,7 +19,7 @@ use burn::prelude::*;
 use super::checkpoint::{self, OpenLog, TrainState};
 use super::data::{DataSource, DataSpec, Dataset, Split};
 use super::model::{Classifier, LayerGroup, Mlp, ModelShape, ResNet, layer_groups};
-use super::rundir::{Desired, MetricRow, RunDir, RunStatus};
+use super::rundir::{Desired, MetricRow, NanRecord, RunDir, RunStatus};
 use super::schedule::{FreezeSchedule, LrPlan};
 use super::weights::{TransferRules, WeightsFile, WeightsSource, transfer};
 use crate::session::RunSpec;
@@ -88,7 +88,7 @@ fn starting_weights<M: Classifier>(run: &RunDir, spec: &RunSpec, model: M) -> Re
     let Some(path) = source.path(&run.root) else {
         return Ok(model);
     };
-    if checkpoint::latest(run).is_some() {
+    if checkpoint::resume_point(run).is_some() {
         return Ok(model);
     }
     let file = WeightsFile::read(&path)?;
@@ -127,6 +127,14 @@ pub(super) enum Good {
     Checkpoint(std::path::PathBuf, TrainState),
     /// The weights the run started from.
     Start,
+}
+
+/// Who goes back after a loss that was not finite.
+pub(super) enum Rollback {
+    /// The worker that saw it, when the run is resumed.
+    Resume,
+    /// A new worker, when the one that saw it ended first.
+    Restart,
 }
 
 /// The state of a run that has not taken a step.
@@ -271,6 +279,18 @@ impl<'a, M: Classifier> Trainer<'a, M> {
     }
 
     fn restore(&mut self) -> Result<()> {
+        if let Some(nan) = self.run.read_nan()? {
+            self.nan_at = Some(nan.step);
+            self.rollback_floor = nan.floor;
+            // Until a checkpoint past the loss, the starting weights stay something to go
+            // back to, as in the worker that saw it.
+            self.start = self.model.clone();
+            if nan.pending {
+                // That worker is gone before going back: this one starts where it would have.
+                self.run.init_metrics(&self.group_names())?;
+                return self.roll_back(Rollback::Restart);
+            }
+        }
         let Some((dir, saved)) = checkpoint::latest(self.run) else {
             // A fresh run: what the data left out (unreadable images, other files, a lone
             // image) is said once, where the user reads the run: its events.
@@ -283,13 +303,19 @@ impl<'a, M: Classifier> Trainer<'a, M> {
         };
         self.run.init_metrics(&self.group_names())?;
         self.load(&dir, saved.clone())?;
-        self.desired.checkpoint = saved.checkpoint_requests;
-        self.desired.lr_multiplier = saved.lr_multiplier;
+        self.restored_controls();
         self.event(
             "resumed",
             format!("resumed from checkpoint {}", dir.display()),
             saved.frozen,
         )
+    }
+
+    /// A new worker takes the checkpoint's rate multiplier and served checkpoint requests as
+    /// the desired ones until it reads `desired.json`.
+    fn restored_controls(&mut self) {
+        self.desired.checkpoint = self.state.checkpoint_requests;
+        self.desired.lr_multiplier = self.state.lr_multiplier;
     }
 
     /// The model, optimizer, position and logging interval of the checkpoint in `dir`.
@@ -322,11 +348,7 @@ impl<'a, M: Classifier> Trainer<'a, M> {
     /// last such loss), else the starting weights while they are kept; `None` when there is
     /// nothing to go back to.
     pub(super) fn last_good(&self) -> Option<Good> {
-        let found = match self.rollback_floor {
-            None => checkpoint::latest(self.run),
-            Some(floor) => checkpoint::newest_before(self.run, floor),
-        };
-        match found {
+        match checkpoint::good(self.run, self.rollback_floor) {
             Some((dir, saved)) => Some(Good::Checkpoint(dir, saved)),
             None => self.start.is_some().then_some(Good::Start),
         }
@@ -334,14 +356,15 @@ impl<'a, M: Classifier> Trainer<'a, M> {
 
     /// After a loss that was not finite, back to the last weights known good (see
     /// [`Self::last_good`]): the weights that gave the loss would give it again at any rate.
-    /// The learning-rate multiplier and the checkpoint requests served stay as they are now
-    /// (the user may have lowered the rate to go on).
-    pub(super) fn roll_back(&mut self) -> Result<()> {
+    pub(super) fn roll_back(&mut self, how: Rollback) -> Result<()> {
         let (lr, requests) = (self.state.lr_multiplier, self.state.checkpoint_requests);
-        let from = self.state.step;
+        let from = match how {
+            Rollback::Resume => self.state.step,
+            Rollback::Restart => self.nan_at.map_or(0, |at| at.saturating_sub(1)),
+        };
         let to = match self.last_good() {
             Some(Good::Checkpoint(dir, saved)) => {
-                checkpoint::discard_after(self.run, saved.step)?;
+                checkpoint::discard_after(self.run, Some(saved.step))?;
                 self.rollback_floor = Some(saved.step);
                 // The checkpoint's frozen groups apply to a model with none frozen, as at start.
                 self.set_frozen(Vec::new(), None)?;
@@ -353,6 +376,7 @@ impl<'a, M: Classifier> Trainer<'a, M> {
                     .start
                     .clone()
                     .context("the starting weights are kept")?;
+                checkpoint::discard_after(self.run, None)?;
                 self.model = Some(start);
                 self.optim = step::optimizer(self.spec);
                 self.state = fresh_state(self.spec);
@@ -363,6 +387,7 @@ impl<'a, M: Classifier> Trainer<'a, M> {
                 "the starting weights (no checkpoint yet)".into()
             }
             None => {
+                self.record_nan(false)?;
                 return self.event(
                     "rollback",
                     format!("nothing to roll back to from step {from}: going on from the weights that gave a loss that was not finite"),
@@ -370,17 +395,40 @@ impl<'a, M: Classifier> Trainer<'a, M> {
                 );
             }
         };
-        self.state.lr_multiplier = lr;
-        self.state.checkpoint_requests = requests;
-        self.rolled_back = true;
+        match how {
+            // The rate multiplier and the checkpoint requests served stay as they are now
+            // (the user may have lowered the rate to go on).
+            Rollback::Resume => {
+                self.state.lr_multiplier = lr;
+                self.state.checkpoint_requests = requests;
+                self.rolled_back = true;
+            }
+            Rollback::Restart => self.restored_controls(),
+        }
+        self.record_nan(false)?;
+        let who = match how {
+            Rollback::Resume => "",
+            Rollback::Restart => " (by a new worker: the last one stopped there)",
+        };
         self.event(
             "rollback",
             format!(
-                "rolled back from step {from} to step {} ({to}): the weights at step {from} gave a loss that was not finite",
+                "rolled back from step {from} to step {} ({to}){who}: the weights at step {from} gave a loss that was not finite",
                 self.state.step
             ),
             vec![],
         )
+    }
+
+    /// Keeps the latest loss that was not finite and the rollback floor in `nan.json`, for a
+    /// new worker; none once the run has checkpointed past it.
+    pub(super) fn record_nan(&self, pending: bool) -> Result<()> {
+        let record = self.nan_at.map(|step| NanRecord {
+            step,
+            floor: self.rollback_floor,
+            pending,
+        });
+        self.run.write_nan(record.as_ref())
     }
 
     /// The loop, to the end of the last epoch or until stopped.
