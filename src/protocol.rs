@@ -16,7 +16,7 @@ use crate::gpu::GpuStats;
 use crate::series::Point;
 
 /// Raised whenever a message changes in a way an older peer cannot read.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The largest frame either side accepts.
 pub const MAX_FRAME: u32 = 8 << 20;
@@ -102,6 +102,12 @@ pub enum Request {
     },
     /// Checkpoint and stop every worker, then stop the daemon.
     Shutdown,
+    /// Delete runs (`session/run`, or `run` where unambiguous) and whole sessions, with their
+    /// directories, from the daemon and the disk; none while a worker trains them.
+    Remove {
+        runs: Vec<String>,
+        sessions: Vec<String>,
+    },
 }
 
 /// A change to one run.
@@ -343,8 +349,13 @@ pub enum Update {
     },
     /// A run's history was rebuilt (a resumed worker dropped rows logged after its checkpoint).
     History { run: Box<RunSnapshot> },
-    /// A session was discarded (launched again with `--replace`).
-    Removed { session: String },
+    /// A session was discarded (launched again with `--replace`, or removed), or only its
+    /// run `run` (removed).
+    Removed {
+        session: String,
+        #[serde(default)]
+        run: Option<String>,
+    },
     /// The GPUs' figures changed (sent only where there are GPUs).
     Gpus { gpus: Vec<GpuStats> },
 }
@@ -357,7 +368,7 @@ impl Update {
             Self::History { run } => Some(&run.info.session),
             Self::Metrics { session, .. }
             | Self::Event { session, .. }
-            | Self::Removed { session } => Some(session),
+            | Self::Removed { session, .. } => Some(session),
             Self::Gpus { .. } => None,
         }
     }

@@ -640,6 +640,93 @@ fn a_bad_session_file_changes_nothing_and_an_existing_session_is_launched_again_
     });
 }
 
+/// `thaw remove`: runs, or a whole session, go with their files once nothing trains them and
+/// no run still to start needs their best weights; they stay gone after a restart, and the
+/// session file launched again starts them afresh.
+#[test]
+fn removed_runs_and_sessions_go_with_their_files_and_launching_again_starts_them_afresh() {
+    let d = Daemon::up(2);
+    let text = session(
+        "rm",
+        1,
+        "[[runs]]\nname = \"base\"\nepochs = 100000\n[[runs]]\nname = \"ft\"\nweights = \"run:base/best\"\n[[runs]]\nname = \"other\"\n",
+    );
+    let file = d.home.write("rm.toml", &text);
+    let file = file.to_str().unwrap();
+    d.ok(&["launch", file]);
+    d.wait_run("rm/base", 120, "training", |r| {
+        r.status == RunStatus::Running
+    });
+    let (base, ft) = (d.run_dir("rm", "base"), d.run_dir("rm", "ft"));
+
+    // Training: refused, and nothing goes (not even the other run named).
+    let err = d.fails(&["remove", "rm/other", "rm/base"]);
+    assert!(
+        err.contains("run rm/base is running") && err.contains("thaw stop rm/base"),
+        "{err}"
+    );
+    assert!(base.root.exists() && d.run_dir("rm", "other").root.exists());
+    // Names that are not there: what there is.
+    let err = d.fails(&["remove", "nosuch"]);
+    assert!(
+        err.contains("no run \"nosuch\"") && err.contains("rm/base"),
+        "{err}"
+    );
+    let err = d.fails(&["remove", "--session", "nosuch"]);
+    assert!(err.contains("the sessions are rm"), "{err}");
+
+    // Stopped before its first validation, base has no best weights; ft, which starts from
+    // them, has not started: base cannot go without it.
+    d.ok(&["stop", "rm/base"]);
+    d.wait_run("rm/base", 120, "stopped", |r| {
+        r.status == RunStatus::Stopped
+    });
+    let err = d.fails(&["remove", "rm/base"]);
+    assert!(
+        err.contains("run rm/ft starts from rm/base's best weights"),
+        "{err}"
+    );
+    d.wait_run("rm/other", 120, "finished", |r| {
+        r.status == RunStatus::Finished
+    });
+    let out = d.ok(&["remove", "rm/base", "ft"]);
+    assert!(
+        out.contains("run rm/base") && out.contains("run rm/ft"),
+        "{out}"
+    );
+    assert!(!base.root.exists() && !ft.root.exists());
+    let names = || -> Vec<String> { d.status().iter().map(|r| r.full_name()).collect() };
+    assert_eq!(names(), ["rm/other"]);
+    assert!(d.fails(&["logs", "rm/base"]).contains("no run"));
+
+    // Gone for good: a restarted daemon does not find them.
+    d.ok(&["down"]);
+    d.ok(&["up"]);
+    assert_eq!(names(), ["rm/other"]);
+
+    // The file launched again (base now one epoch) starts them afresh, ft from base's best.
+    d.home
+        .write("rm.toml", &text.replace("epochs = 100000", "epochs = 1"));
+    let out = d.ok(&["launch", file]);
+    assert!(out.contains("new: base, ft (queued)"), "{out}");
+    let fresh = d.wait_run("rm/ft", 180, "finished", |r| {
+        r.status == RunStatus::Finished
+    });
+    assert!(
+        fresh
+            .groups
+            .iter()
+            .any(|g| g.pretrained.is_some_and(|p| p > 0)),
+        "{fresh:?}"
+    );
+
+    // A whole session goes, its file with it.
+    let out = d.ok(&["remove", "--session", "rm"]);
+    assert!(out.contains("session rm (3 run(s))"), "{out}");
+    assert!(!d.home.path().join("data/sessions/rm").exists());
+    assert!(d.status().is_empty());
+}
+
 #[test]
 fn up_twice_says_it_runs_and_stale_files_of_a_killed_daemon_are_replaced() {
     let d = Daemon::up(1);

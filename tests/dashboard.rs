@@ -364,6 +364,28 @@ fn a_freeze_from_the_dashboard_reaches_the_worker_and_detaching_leaves_training_
         );
     }
     assert!(row_has(&screen, "b", "······"), "{screen}");
+
+    // D removes a run, asking first; a training one must be stopped before.
+    tmux.keys("third", &["j", "D"]);
+    tmux.wait("third", 10, "told to stop it first", |s| {
+        s.contains("dash/b is running: stop it first (s)")
+    });
+    tmux.keys("third", &["s"]);
+    tmux.wait("third", 10, "the stop question", |s| {
+        s.contains("Stop dash/b?")
+    });
+    tmux.keys("third", &["y"]);
+    tmux.wait("third", 60, "b stopped", |s| row_has(s, "b", "stopped"));
+    tmux.keys("third", &["D"]);
+    tmux.wait("third", 10, "the remove question", |s| {
+        s.contains("Remove dash/b?")
+    });
+    tmux.keys("third", &["y"]);
+    let screen = tmux.wait("third", 10, "b gone, and said", |s| {
+        row(s, "b").is_none() && s.contains("removed, with their checkpoints")
+    });
+    assert!(screen.contains("1 run: 1 running"), "{screen}");
+    assert!(!d.home.run_dir("dash", "b").root.exists());
     tmux.detach("third");
 }
 

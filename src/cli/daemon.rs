@@ -1,5 +1,5 @@
 //! The daemon's verbs: up, down, launch, status, freeze, unfreeze, pause, resume, stop,
-//! checkpoint, logs, lr. Each sends the same request the dashboard sends. Colours only on a
+//! checkpoint, logs, lr, remove. Each sends the same request the dashboard sends. Colours only on a
 //! terminal (and never with NO_COLOR).
 
 use std::io::IsTerminal;
@@ -75,6 +75,16 @@ pub enum DaemonCommand {
         #[arg(long, short)]
         follow: bool,
     },
+    /// Delete runs, or whole sessions, with their files (checkpoints, metrics, best weights).
+    /// A run must not be training: stop it first.
+    Remove {
+        /// SESSION/RUN, or RUN when only one session has it.
+        #[arg(required_unless_present = "session")]
+        runs: Vec<String>,
+        /// A whole session (repeatable).
+        #[arg(long)]
+        session: Vec<String>,
+    },
     /// Change a run's learning-rate multiplier: x2, /2, or a value.
     Lr {
         run: String,
@@ -109,6 +119,12 @@ pub fn main(command: DaemonCommand) -> Result<i32> {
         DaemonCommand::Checkpoint { run } => control(run, Control::Checkpoint),
         DaemonCommand::Logs { run, follow } => logs(&paths, run, follow),
         DaemonCommand::Lr { run, value } => control(run, lr_control(&value)?),
+        DaemonCommand::Remove { runs, session } => {
+            answer(Client::connect(&paths)?.request(&Request::Remove {
+                runs,
+                sessions: session,
+            })?)
+        }
     }
 }
 

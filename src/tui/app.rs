@@ -39,6 +39,7 @@ pub enum Metric {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Confirm {
     StopRun(String),
+    RemoveRun(String),
     StopDaemon,
 }
 
@@ -88,6 +89,7 @@ enum Expect {
     Checkpoint,
     Lr,
     Shutdown,
+    Remove,
 }
 
 /// A request sent and not yet carried out.
@@ -435,6 +437,21 @@ impl App {
                 }
                 Vec::new()
             }
+            Action::Remove => {
+                let Some(run) = self.run() else {
+                    return Vec::new();
+                };
+                let (name, status) = (run.full_name(), run.info.status);
+                match status {
+                    // Asking first would only end in the daemon's refusal.
+                    RunStatus::Running | RunStatus::Paused | RunStatus::Checkpointing => self.say(
+                        format!("{name} is {}: stop it first (s)", status.word()),
+                        Role::Warning,
+                    ),
+                    _ => self.popup = Some(Popup::Confirm(Confirm::RemoveRun(name))),
+                }
+                Vec::new()
+            }
             _ => self.control(action),
         }
     }
@@ -562,6 +579,13 @@ impl App {
                 };
                 self.send(run, Expect::Stop, request)
             }
+            Confirm::RemoveRun(run) => {
+                let request = Request::Remove {
+                    runs: vec![run.clone()],
+                    sessions: Vec::new(),
+                };
+                self.send(run, Expect::Remove, request)
+            }
             Confirm::StopDaemon => self.send(String::new(), Expect::Shutdown, Request::Shutdown),
         }
     }
@@ -626,6 +650,12 @@ impl App {
                     // What `thaw down` says: which runs stopped, resumable.
                     self.farewell = Some(message);
                     return vec![Effect::Quit];
+                }
+                if self.pending[i].expect == Expect::Remove {
+                    // Done by the daemon itself: no worker to wait for.
+                    self.pending.remove(i);
+                    self.say(message, Role::Ok);
+                    return Vec::new();
                 }
                 self.pending[i].accepted = true;
                 self.say(format!("{message} (waiting for the worker)"), Role::Pending);
@@ -726,6 +756,7 @@ fn describe(expect: &Expect) -> String {
         Expect::Checkpoint => "checkpoint".into(),
         Expect::Lr => "learning rate".into(),
         Expect::Shutdown => "stop the daemon".into(),
+        Expect::Remove => "remove".into(),
     }
 }
 
@@ -744,7 +775,7 @@ fn satisfies(expect: &Expect, event: &Event) -> bool {
         Expect::Stop => event.kind == "stop",
         Expect::Checkpoint => event.kind == "checkpoint",
         Expect::Lr => event.kind == "lr",
-        Expect::Shutdown => false,
+        Expect::Shutdown | Expect::Remove => false,
     }
 }
 

@@ -193,8 +193,10 @@ impl Board {
                 }
                 Change::Redraw
             }
-            Update::Removed { session } => {
-                self.runs.retain(|r| r.info.session != session);
+            Update::Removed { session, run } => {
+                self.runs.retain(|r| {
+                    r.info.session != session || run.as_ref().is_some_and(|n| r.info.name != *n)
+                });
                 Change::Redraw
             }
             Update::Gpus { gpus } => {

@@ -147,6 +147,7 @@ fn launch(daemon: &mut Daemon, spec: &SessionSpec, replace: bool) -> anyhow::Res
         daemon.registry.sessions.retain(|s| s.name != spec.name);
         daemon.announce(Update::Removed {
             session: spec.name.clone(),
+            run: None,
         });
         log(&format!("session {}: discarded (--replace)", spec.name));
     }

@@ -77,6 +77,12 @@ pub async fn stream(
                 };
                 write_frame_async(&mut writer, &response).await?;
             }
+            // Removed (`thaw remove`): there is nothing more to follow.
+            Update::Removed { session: s, run: r }
+                if *s == session && r.as_ref().is_none_or(|r| *r == run) =>
+            {
+                return Ok(());
+            }
             Update::Run { info }
                 if info.session == session && info.name == run && ended(info.status) =>
             {

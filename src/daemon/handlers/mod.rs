@@ -5,6 +5,7 @@ pub mod compare;
 pub mod control;
 pub mod launch;
 pub mod logs;
+pub mod remove;
 pub mod resume_all;
 pub mod shutdown;
 pub mod status;
@@ -40,6 +41,10 @@ pub async fn handle(
         Request::Compare { session, target } => {
             let paths = shared.lock().paths.clone();
             compare::handle(&paths, &session, target)
+        }
+        Request::Remove { runs, sessions } => {
+            let mut daemon = shared.lock();
+            remove::handle(&mut daemon, &runs, &sessions)
         }
         Request::ResumeAll => {
             let mut daemon = shared.lock();

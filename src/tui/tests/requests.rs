@@ -96,6 +96,8 @@ fn every_key_of_the_key_map_sends_its_request() {
                 ),
                 // Asks first: nothing is sent until y.
                 Action::Stop | Action::StopDaemon => ("j", vec![]),
+                // pretrain, finished.
+                Action::Remove => ("", vec![]),
                 Action::Up
                 | Action::Down
                 | Action::SwitchPane
@@ -123,7 +125,7 @@ fn every_key_of_the_key_map_sends_its_request() {
             );
             match binding.action {
                 Action::Detach => assert_eq!(effects, vec![Effect::Quit]),
-                Action::Stop | Action::StopDaemon => {
+                Action::Stop | Action::StopDaemon | Action::Remove => {
                     assert!(matches!(app.popup, Some(Popup::Confirm(_))))
                 }
                 Action::Help => assert_eq!(app.popup, Some(Popup::Help)),
@@ -160,6 +162,44 @@ fn stop_and_stopping_the_daemon_are_sent_only_after_yes() {
     assert_eq!(done, vec![Effect::Quit]);
     // Said on the terminal afterwards, as `thaw down` says it.
     assert_eq!(app.farewell.as_deref(), Some("stopped"));
+}
+
+#[test]
+fn removing_a_run_asks_first_and_is_done_when_the_daemon_says_so() {
+    let mut app = fixture::app(false);
+    let notice = |app: &App| app.notice.clone().map(|n| (n.text, n.role));
+    // scratch trains: asking would only end in the daemon's refusal.
+    assert_eq!(requests(&chars(&mut app, "jD")), vec![]);
+    assert_eq!(app.popup, None);
+    assert_eq!(
+        notice(&app),
+        Some((
+            "demo/scratch is running: stop it first (s)".into(),
+            Role::Warning
+        ))
+    );
+    // pretrain has finished: asked, then sent on y.
+    assert_eq!(requests(&chars(&mut app, "kD")), vec![]);
+    let effects = chars(&mut app, "y");
+    assert_eq!(
+        requests(&effects),
+        vec![Request::Remove {
+            runs: vec!["demo/pretrain".into()],
+            sessions: vec![],
+        }]
+    );
+    let Some(Effect::Send { id, .. }) = effects.first() else {
+        unreachable!()
+    };
+    // No worker to wait for: the daemon's answer is the end of it.
+    app.handle(Input::Reply {
+        id: *id,
+        answer: Ok(Response::done("removed: run demo/pretrain")),
+    });
+    assert_eq!(
+        notice(&app),
+        Some(("removed: run demo/pretrain".into(), Role::Ok))
+    );
 }
 
 #[test]

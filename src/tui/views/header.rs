@@ -32,10 +32,13 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
         RunStatus::Finished,
     ]
     .map(|status| (status, count(status)));
-    let mut states = format!("{} runs: {running} running", runs.len());
+    let count = match runs.len() {
+        1 => "1 run".to_string(),
+        n => format!("{n} runs"),
+    };
+    let mut states = format!("{count}: {running} running");
     let mut short_states = format!(
-        "{} runs {}{running}",
-        runs.len(),
+        "{count} {}{running}",
         ctx.symbols.status(RunStatus::Running)
     );
     for (status, n) in others.into_iter().filter(|(_, n)| *n > 0) {

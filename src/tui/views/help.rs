@@ -75,6 +75,9 @@ pub fn draw_popup(frame: &mut Frame, area: Rect, ctx: &Ctx) {
                 Confirm::StopRun(run) => {
                     format!("Stop {run}? It writes a checkpoint first; r resumes it later.")
                 }
+                Confirm::RemoveRun(run) => {
+                    format!("Remove {run}? Its directory goes: checkpoints, metrics, best weights.")
+                }
                 Confirm::StopDaemon => {
                     "Stop the daemon? Every run writes a checkpoint and stops; `thaw resume --all` brings them back.".to_string()
                 }
