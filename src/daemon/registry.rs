@@ -285,6 +285,15 @@ impl Registry {
         self.sessions.iter().find(|s| s.name == name)
     }
 
+    /// The error for a session name that is not there: the sessions there are.
+    pub fn no_session(&self, name: &str) -> String {
+        let known: Vec<&str> = self.sessions.iter().map(|s| s.name.as_str()).collect();
+        match known.is_empty() {
+            true => format!("no session {name:?}: no session has been launched"),
+            false => format!("no session {name:?}: the sessions are {}", known.join(", ")),
+        }
+    }
+
     /// Every run, session by session.
     pub fn runs(&self) -> impl Iterator<Item = &Run> {
         self.sessions.iter().flat_map(|s| s.runs.iter())

@@ -26,16 +26,7 @@ fn targets(
     let mut found: Vec<(String, String)> = Vec::new();
     for name in sessions {
         let Some(session) = daemon.registry.session(name) else {
-            let known: Vec<&str> = daemon
-                .registry
-                .sessions
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect();
-            return Err(match known.is_empty() {
-                true => format!("no session {name:?}: no session has been launched"),
-                false => format!("no session {name:?}: the sessions are {}", known.join(", ")),
-            });
+            return Err(daemon.registry.no_session(name));
         };
         found.extend(
             session

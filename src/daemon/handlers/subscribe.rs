@@ -21,16 +21,7 @@ pub async fn stream(
         let daemon = shared.lock();
         match &session {
             Some(name) if daemon.registry.session(name).is_none() => {
-                let known: Vec<&str> = daemon
-                    .registry
-                    .sessions
-                    .iter()
-                    .map(|s| s.name.as_str())
-                    .collect();
-                Err(format!(
-                    "no session {name:?}: the sessions are {}",
-                    known.join(", ")
-                ))
+                Err(daemon.registry.no_session(name))
             }
             _ => Ok((
                 runs(&daemon, &wanted),
