@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::daemon::registry::Run;
 use crate::daemon::{Daemon, log};
 use crate::engine::checkpoint;
+use crate::engine::rundir::RunStatus;
 use crate::engine::weights::WeightsSource;
 use crate::protocol::{Response, Update};
 
@@ -63,6 +64,16 @@ fn busy(run: &Run) -> Option<String> {
         ));
     }
     if let Some(worker) = &run.worker {
+        if matches!(
+            run.state.status,
+            RunStatus::Finished | RunStatus::Stopped | RunStatus::Failed
+        ) {
+            return Some(format!(
+                "run {name} has {}, and its worker (pid {}) is still exiting: try again in a moment",
+                run.state.status.word(),
+                worker.pid()
+            ));
+        }
         return Some(format!(
             "run {name} is {} (worker pid {}): stop it first (`thaw stop {name}`)",
             run.state.status.word(),
