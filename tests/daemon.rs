@@ -271,7 +271,9 @@ fn after_a_reboot_runs_are_interrupted_and_resume_all_continues_them_exactly() {
     d.launch("reboot.toml", &text);
     // Paused past a checkpoint, so that the kill lands mid-run whatever the machine's speed;
     // pausing changes nothing in what is learnt.
-    // Each is paused as soon as it is past one, whichever gets there first.
+    // Each is paused as soon as it is past one, whichever gets there first: seen in its
+    // state.json, which the worker writes at every logged step (`status` goes through the
+    // daemon, whose view lags its workers' on a loaded machine: run b once finished unseen).
     let start = std::time::Instant::now();
     let mut paused = [false, false];
     while !paused.iter().all(|p| *p) {
@@ -280,12 +282,13 @@ fn after_a_reboot_runs_are_interrupted_and_resume_all_continues_them_exactly() {
             "runs did not get past a checkpoint"
         );
         for (i, run) in ["a", "b"].iter().enumerate() {
-            if !paused[i] && d.run(&format!("reboot/{run}")).step >= 5 {
+            let step = d.run_dir("reboot", run).read_state().map_or(0, |s| s.step);
+            if !paused[i] && step >= 5 {
                 d.ok(&["pause", run]);
                 paused[i] = true;
             }
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let mut pids = Vec::new();
     for run in ["a", "b"] {
@@ -662,7 +665,7 @@ fn removed_runs_and_sessions_go_with_their_files_and_launching_again_starts_them
     // Training: refused, and nothing goes (not even the other run named).
     let err = d.fails(&["remove", "rm/other", "rm/base"]);
     assert!(
-        err.contains("run rm/base is running") && err.contains("thaw stop rm/base"),
+        err.contains("run rm/base is ") && err.contains("stop it first (`thaw stop rm/base`)"),
         "{err}"
     );
     assert!(base.root.exists() && d.run_dir("rm", "other").root.exists());
