@@ -35,6 +35,13 @@ pub fn duration(seconds: f64) -> String {
     }
 }
 
+/// The time left as views say it: `5m01s`, with a `+` when it is a floor (`grows`: groups
+/// still to thaw will slow the steps).
+pub fn time_left(secs: f64, grows: bool) -> String {
+    let plus = if grows { "+" } else { "" };
+    format!("{}{plus}", duration(secs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

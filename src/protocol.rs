@@ -217,6 +217,10 @@ pub struct RunInfo {
     /// included (from the worker; `None` before its first logged steps).
     #[serde(default)]
     pub secs_left: Option<f64>,
+    /// The freeze schedule thaws groups before the end (slower steps after): `secs_left` is a
+    /// floor.
+    #[serde(default)]
+    pub secs_left_grows: bool,
     pub lr_multiplier: f64,
     /// The worker's pid while it runs.
     pub pid: Option<u32>,
@@ -299,6 +303,14 @@ impl RunInfo {
         }
         let samples = self.total_steps.saturating_sub(self.step) * self.batch_size;
         Some(self.secs_left.unwrap_or(samples as f64 / speed))
+    }
+
+    /// The time left as the views say it: `5m01s`, `5m01s+` when it is a floor (groups thaw
+    /// later), `-` when the run is not training.
+    pub fn time_left_said(&self) -> String {
+        self.time_left().map_or("-".into(), |secs| {
+            crate::number::time_left(secs, self.secs_left_grows)
+        })
     }
 }
 

@@ -278,7 +278,10 @@ fn line(name: &str, width: usize, state: &RunState) -> String {
         .unwrap_or_default();
     let left = match (state.status, state.secs_left) {
         (RunStatus::Running | RunStatus::Checkpointing, Some(secs)) => {
-            format!(" {} left", crate::number::duration(secs))
+            format!(
+                " {} left",
+                crate::number::time_left(secs, state.secs_left_grows)
+            )
         }
         _ => String::new(),
     };

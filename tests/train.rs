@@ -447,6 +447,56 @@ fn a_changed_session_file_trains_on_what_may_change_and_refuses_the_rest() {
     }
 }
 
+/// A run tried on one device goes on on another from its checkpoint (with LibTorch built in,
+/// flex to tch:cpu, as a CPU run would move to `tch:cuda:0`): model, BatchNorm statistics and
+/// Adam's moments carry over.
+#[test]
+fn a_trained_run_moves_to_another_device_from_its_checkpoint() {
+    let to = match cfg!(feature = "tch") {
+        true => "tch:cpu",
+        false => "auto",
+    };
+    let home = Home::new();
+    let text = "name = \"mv\"\n[defaults]\nmodel = \"resnet-mini\"\ndata = \"demo:shapes-small\"\ndevice = \"flex\"\nimage_size = 16\nepochs = 1\noptimizer = \"adam\"\n[[runs]]\nname = \"a\"\n";
+    let file = home.write("mv.toml", text);
+    let file = file.to_str().unwrap();
+    home.ok(&["train", file]);
+    let a = home.run_dir("mv", "a");
+    let first = a.read_state().unwrap();
+    assert_eq!(first.device, "flex");
+
+    home.write(
+        "mv.toml",
+        &text
+            .replace("device = \"flex\"", &format!("device = \"{to}\""))
+            .replace("epochs = 1", "epochs = 2"),
+    );
+    let stdout = home.ok(&["train", file]);
+    let said = format!(
+        "changed: mv/a: device \"flex\" -> \"{to}\", epochs 1 -> 2: from its checkpoint at step {} on",
+        first.step
+    );
+    assert!(stdout.contains(&said), "{said:?} not in\n{stdout}");
+    let state = a.read_state().unwrap();
+    assert_eq!(
+        (state.status, state.step),
+        (RunStatus::Finished, 2 * first.step)
+    );
+    let on = match cfg!(feature = "tch") {
+        true => "tch:cpu",
+        false => "flex",
+    };
+    assert_eq!(state.device, on);
+    assert_eq!(common::events(&a, "resumed").len(), 1);
+    let losses = common::train_losses(&a);
+    assert!(
+        losses
+            .iter()
+            .all(|(_, l)| l.parse::<f64>().unwrap().is_finite()),
+        "{losses:?}"
+    );
+}
+
 #[cfg(feature = "tch")]
 #[test]
 fn a_session_trains_on_tch_cpu() {

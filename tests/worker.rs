@@ -466,7 +466,9 @@ fn the_speed_of_a_logged_step_is_timed_from_its_start() {
 #[test]
 fn the_time_left_counts_the_validation_passes_still_to_come() {
     let home = Home::new();
-    let text = session(&[]) + "[[runs]]\nname = \"left\"\nepochs = 3\nval_split = 0.5\n";
+    // The stem thaws at the third epoch: until then the time left is a floor.
+    let text = session(&[])
+        + "[[runs]]\nname = \"left\"\nepochs = 3\nval_split = 0.5\nfreeze = [\"stem\"]\nunfreeze_at_epoch = 2\n";
     let runs = home.prepare_run(&text);
     let run = &runs[0];
     let mut child = home.worker(run, 1);
@@ -481,6 +483,11 @@ fn the_time_left_counts_the_validation_passes_still_to_come() {
         left > steps_only,
         "{left} s left is no more than the steps' {steps_only} s: {state:?}"
     );
+    assert!(state.secs_left_grows, "{state:?}");
+    let thawed = wait_state(run, 300, "a timed step in epoch 3", |s| {
+        s.status == RunStatus::Running && s.epoch == 2 && s.frozen.is_empty()
+    });
+    assert!(!thawed.secs_left_grows, "{thawed:?}");
     assert_eq!(wait_exit(&mut child, 300), 0);
     let done = run.read_state().unwrap();
     assert_eq!(done.secs_left, Some(0.0), "nothing left once finished");

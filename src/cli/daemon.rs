@@ -28,7 +28,7 @@ pub enum DaemonCommand {
     Down,
     /// Submit a session file to the daemon; its runs queue and start as devices free up.
     /// Launched again, edited, its new runs queue and runs whose settings changed requeue
-    /// (a trained run may change only its epochs, rates, freeze schedule and logging).
+    /// (a trained run may change only its epochs, device, rates, freeze schedule and logging).
     Launch {
         /// The session file (TOML).
         file: PathBuf,
@@ -271,7 +271,7 @@ pub fn status_table(runs: &[RunInfo], colour: bool) -> String {
         let acc = run
             .best_val_accuracy
             .map_or("-".into(), |a| format!("{:.1}%", a * 100.0));
-        let left = run.time_left().map_or("-".into(), crate::number::duration);
+        let left = run.time_left_said();
         let frozen: Vec<&str> = run
             .groups
             .iter()
@@ -378,6 +378,7 @@ mod tests {
             best_val_accuracy: None,
             samples_per_sec: Some(64.0),
             secs_left: Some(301.0),
+            secs_left_grows: false,
             lr_multiplier: 1.0,
             pid: None,
             queued_reason: None,
@@ -396,6 +397,10 @@ mod tests {
                     secs_left: None,
                     ..run("c", RunStatus::Running)
                 },
+                RunInfo {
+                    secs_left_grows: true,
+                    ..run("d", RunStatus::Running)
+                },
             ],
             false,
         );
@@ -409,6 +414,8 @@ mod tests {
         );
         // From a worker that gives no reckoning: the steps alone, 175 s.
         assert!(lines[3].contains(" 2m55s "), "{table}");
+        // Groups thaw later, and steps will be slower: a floor.
+        assert!(lines[4].contains(" 5m01s+ "), "{table}");
     }
 
     #[test]

@@ -208,6 +208,7 @@ impl Run {
             best_val_accuracy: self.state.best_val_accuracy,
             samples_per_sec: self.state.samples_per_sec,
             secs_left: self.state.secs_left,
+            secs_left_grows: self.state.secs_left_grows,
             lr_multiplier: self.desired.lr_multiplier,
             pid: self.worker.as_ref().map(Worker::pid),
             queued_reason,

@@ -101,6 +101,10 @@ pub struct RunState {
     /// included.
     #[serde(default)]
     pub secs_left: Option<f64>,
+    /// The freeze schedule thaws groups before the end, and steps are slower after that: the
+    /// time left is a floor.
+    #[serde(default)]
+    pub secs_left_grows: bool,
     /// Why the run failed or was paused, when it did.
     pub message: Option<String>,
     pub updated: f64,
@@ -139,6 +143,7 @@ impl RunState {
             val_accuracy: None,
             samples_per_sec: None,
             secs_left: None,
+            secs_left_grows: false,
             message,
             updated: now(),
         }

@@ -11,11 +11,14 @@ use crate::engine::weights::WeightsSource;
 use crate::paths::Paths;
 
 /// What a run of a changed session file may change once it has trained: its checkpoint
-/// carries on with these from its step, as `thaw lr`, `thaw freeze` and a longer run would.
-/// Anything else (the model, the data and its split, the batch, the optimizer, the seed, ...)
-/// would not fit the checkpoint, or make a different experiment of this one's weights.
-pub const CHANGEABLE_AFTER_TRAINING: [&str; 14] = [
+/// carries on with these from its step, as `thaw lr`, `thaw freeze` and a longer run would,
+/// and on another device (checkpoints are backend-neutral: a run tried on the CPU goes on on a
+/// GPU). Anything else (the model, the data and its split, the batch, the optimizer, the
+/// precision, the seed, ...) would not fit the checkpoint, or make a different experiment of
+/// this one's weights.
+pub const CHANGEABLE_AFTER_TRAINING: [&str; 15] = [
     "epochs",
+    "device",
     "lr",
     "group_lr",
     "lr_schedule",
@@ -117,7 +120,7 @@ fn changes(session: &str, dir: &RunDir, run: &RunSpec) -> Result<Option<String>>
         .collect();
     if !fixed.is_empty() {
         bail!(
-            "run {name} has trained {} steps (its checkpoint is in {}) and this session file changes {}: a run that has trained may change only {}; give the changed run another name (it starts afresh, or from weights = \"run:{}/best\"), or remove {} to train it again from the start",
+            "run {name} has trained {} steps (its checkpoint is in {}) and this session file changes {}: a run that has trained may change only {}; give the changed run another name (it starts afresh, or from weights = \"run:{}/best\"), or remove the run (`thaw remove {name}` with the daemon, else its directory {}) to train it again from the start",
             saved.step,
             dir.checkpoints().display(),
             fixed.join(", "),

@@ -354,6 +354,17 @@ impl<M: Classifier> Trainer<'_, M> {
         self.write_state()
     }
 
+    /// Whether the freeze schedule (not overridden by hand) thaws groups before the last
+    /// epoch: steps after that are slower than the current speed says.
+    fn thaws_later(&self) -> bool {
+        self.desired.frozen.is_none()
+            && self
+                .schedule
+                .frozen_at(self.spec.epochs.saturating_sub(1))
+                .len()
+                < self.state.frozen.len()
+    }
+
     /// Seconds to the end of the last epoch; `None` before a speed is known.
     fn secs_left(&self) -> Option<f64> {
         let left = super::left::Left {
@@ -407,6 +418,7 @@ impl<M: Classifier> Trainer<'_, M> {
             val_accuracy: self.last_val.map(|(_, accuracy)| accuracy),
             samples_per_sec: self.last_speed,
             secs_left: self.secs_left(),
+            secs_left_grows: self.thaws_later(),
             message: self.message.clone(),
             updated: now(),
         })

@@ -57,6 +57,7 @@ fn info(name: &str, status: RunStatus, step: usize, frozen: &[&str], pretrained:
         // The steps left at 320 samples a second and a 2 s validation at each epoch end left.
         secs_left: (status == RunStatus::Running)
             .then(|| (600 - step) as f64 / 20.0 + (15 - step / 40) as f64 * 2.0),
+        secs_left_grows: false,
         lr_multiplier: 1.0,
         pid: (status == RunStatus::Running).then_some(1234),
         queued_reason: None,

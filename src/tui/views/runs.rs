@@ -9,7 +9,6 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
 
 use super::{Ctx, fit, groups};
 use crate::engine::rundir::RunStatus;
-use crate::number::duration;
 use crate::tui::app::Pane;
 use crate::tui::board::RunView;
 use crate::tui::theme::Role;
@@ -292,7 +291,7 @@ fn spark(run: &RunView, width: usize, ctx: &Ctx) -> String {
 
 /// Time left, `-` when it is not training.
 fn eta(run: &RunView) -> String {
-    run.info.time_left().map_or("-".into(), duration)
+    run.info.time_left_said()
 }
 
 /// `❄❄❄❄··`: a glyph per group, frozen or not.
