@@ -678,20 +678,19 @@ fn removed_runs_and_sessions_go_with_their_files_and_launching_again_starts_them
     let err = d.fails(&["remove", "--session", "nosuch"]);
     assert!(err.contains("the sessions are rm"), "{err}");
 
-    // Stopped before its first validation, base has no best weights; ft, which starts from
-    // them, has not started: base cannot go without it.
-    d.ok(&["stop", "rm/base"]);
-    d.wait_run("rm/base", 120, "stopped", |r| {
-        r.status == RunStatus::Stopped
+    // Interrupted (the daemon went down), base trains no more, and ft, which starts from its
+    // best weights once it has finished, waits for it: base cannot go without it.
+    d.wait_run("rm/other", 120, "finished", |r| {
+        r.status == RunStatus::Finished
     });
+    d.ok(&["down"]);
+    d.ok(&["up"]);
+    assert_eq!(d.run("rm/base").status, RunStatus::Interrupted);
     let err = d.fails(&["remove", "rm/base"]);
     assert!(
         err.contains("run rm/ft starts from rm/base's best weights"),
         "{err}"
     );
-    d.wait_run("rm/other", 120, "finished", |r| {
-        r.status == RunStatus::Finished
-    });
     let out = d.ok(&["remove", "rm/base", "ft"]);
     assert!(
         out.contains("run rm/base") && out.contains("run rm/ft"),

@@ -408,7 +408,7 @@ impl<'a, M: Classifier> Trainer<'a, M> {
         self.record_nan(false)?;
         let who = match how {
             Rollback::Resume => "",
-            Rollback::Restart => " (by a new worker: the last one stopped there)",
+            Rollback::Restart => " (by a new worker: the one that saw the loss ended first)",
         };
         self.event(
             "rollback",
