@@ -677,6 +677,13 @@ fn removed_runs_and_sessions_go_with_their_files_and_launching_again_starts_them
     );
     let err = d.fails(&["remove", "--session", "nosuch"]);
     assert!(err.contains("the sessions are rm"), "{err}");
+    // (`status` of one session says the same of a name that is not there.)
+    let err = d.fails(&["status", "nosuch"]);
+    assert!(
+        err.contains("no session \"nosuch\": the sessions are rm"),
+        "{err}"
+    );
+    assert!(d.ok(&["status", "rm"]).contains("rm/base"));
 
     // Interrupted (the daemon went down), base trains no more, and ft, which starts from its
     // best weights once it has finished, waits for it: base cannot go without it.

@@ -38,6 +38,8 @@ pub enum DaemonCommand {
     },
     /// Sessions and runs: status, step, loss, frozen groups.
     Status {
+        /// Only this session's runs.
+        session: Option<String>,
         /// A JSON array, one object per run (see the README).
         #[arg(long)]
         json: bool,
@@ -104,7 +106,7 @@ pub fn main(command: DaemonCommand) -> Result<i32> {
         DaemonCommand::Up { foreground } => crate::daemon::up::up(&paths, foreground),
         DaemonCommand::Down => down(&paths),
         DaemonCommand::Launch { file, replace } => launch(&paths, &file, replace),
-        DaemonCommand::Status { json } => status(&paths, json),
+        DaemonCommand::Status { session, json } => status(&paths, session.as_deref(), json),
         DaemonCommand::Freeze { run, groups } => control(run, Control::Freeze { groups }),
         DaemonCommand::Unfreeze { run, groups } => control(run, Control::Unfreeze { groups }),
         DaemonCommand::Pause { run } => control(run, Control::Pause),
@@ -198,11 +200,25 @@ fn launch(paths: &Paths, file: &Path, replace: bool) -> Result<i32> {
     answer(Client::connect(paths)?.request(&request)?)
 }
 
-fn status(paths: &Paths, json: bool) -> Result<i32> {
-    let (runs, gpus) = match Client::connect(paths)?.request(&Request::Status)? {
+fn status(paths: &Paths, session: Option<&str>, json: bool) -> Result<i32> {
+    let (mut runs, gpus) = match Client::connect(paths)?.request(&Request::Status)? {
         Response::Status { runs, gpus } => (runs, gpus),
         other => return answer(other),
     };
+    if let Some(session) = session {
+        if !runs.iter().any(|r| r.session == session) {
+            let mut known: Vec<&str> = runs.iter().map(|r| r.session.as_str()).collect();
+            known.dedup();
+            match known.is_empty() {
+                true => bail!("no session {session:?}: no session has been launched"),
+                false => bail!(
+                    "no session {session:?}: the sessions are {}",
+                    known.join(", ")
+                ),
+            }
+        }
+        runs.retain(|r| r.session == session);
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&runs)?);
         return Ok(0);

@@ -444,8 +444,12 @@ impl App {
                 let (name, status) = (run.full_name(), run.info.status);
                 match status {
                     // Asking first would only end in the daemon's refusal.
-                    RunStatus::Running | RunStatus::Paused | RunStatus::Checkpointing => self.say(
-                        format!("{name} is {}: stop it first (s)", status.word()),
+                    RunStatus::Running | RunStatus::Checkpointing => self.say(
+                        format!("{name} is running: stop it first (s)"),
+                        Role::Warning,
+                    ),
+                    RunStatus::Paused => self.say(
+                        format!("{name} is paused: stop it first (s)"),
                         Role::Warning,
                     ),
                     _ => self.popup = Some(Popup::Confirm(Confirm::RemoveRun(name))),

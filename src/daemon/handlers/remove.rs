@@ -74,9 +74,13 @@ fn busy(run: &Run) -> Option<String> {
                 worker.pid()
             ));
         }
+        // Checkpointing is a moment of a running run.
+        let doing = match run.state.status {
+            RunStatus::Checkpointing => "running",
+            status => status.word(),
+        };
         return Some(format!(
-            "run {name} is {} (worker pid {}): stop it first (`thaw stop {name}`)",
-            run.state.status.word(),
+            "run {name} is {doing} (worker pid {}): stop it first (`thaw stop {name}`)",
             worker.pid()
         ));
     }
