@@ -729,11 +729,20 @@ fn removed_runs_and_sessions_go_with_their_files_and_launching_again_starts_them
         "{fresh:?}"
     );
 
+    // Runs of one name in two sessions go together.
+    d.launch("rm2.toml", &session("rm2", 1, &runs(&["other", "keep"])));
+    d.wait_run("rm2/other", 120, "finished", |r| {
+        r.status == RunStatus::Finished
+    });
+    d.ok(&["remove", "rm/other", "rm2/other"]);
+    assert!(!d.run_dir("rm", "other").root.exists() && !d.run_dir("rm2", "other").root.exists());
+
     // A whole session goes, its file with it.
     let out = d.ok(&["remove", "--session", "rm"]);
-    assert!(out.contains("session rm (3 run(s))"), "{out}");
+    assert!(out.contains("session rm (2 run(s))"), "{out}");
     assert!(!d.home.path().join("data/sessions/rm").exists());
-    assert!(d.status().is_empty());
+    let left: Vec<String> = d.status().iter().map(|r| r.full_name()).collect();
+    assert_eq!(left, ["rm2/keep"]);
 }
 
 #[test]

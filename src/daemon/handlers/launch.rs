@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use crate::daemon::registry::{Run, Session};
 use crate::daemon::scheduler::{self, Placement};
@@ -21,7 +20,7 @@ pub async fn handle(shared: &Arc<Shared>, file: PathBuf, text: String, replace: 
         Err(e) => return Response::error(e.to_string()),
     };
     if replace {
-        let_ended_workers_exit(shared, &spec.name).await;
+        super::let_ended_workers_exit(shared, |r| r.session == spec.name).await;
     }
     let demo_dir = {
         let daemon = shared.lock();
@@ -51,31 +50,6 @@ pub async fn handle(shared: &Arc<Shared>, file: PathBuf, text: String, replace: 
     match launch(&mut daemon, &spec, replace) {
         Ok(message) => Response::done(message),
         Err(e) => Response::error(format!("{e:#}")),
-    }
-}
-
-/// Gives workers that have recorded their end, but are still exiting, a moment to be reaped:
-/// a session the dashboard shows finished can be replaced at once.
-async fn let_ended_workers_exit(shared: &Arc<Shared>, name: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let exiting = {
-            let mut daemon = shared.lock();
-            daemon.tick();
-            daemon.registry.session(name).is_some_and(|s| {
-                s.runs.iter().any(|r| {
-                    r.worker.is_some()
-                        && matches!(
-                            r.state.status,
-                            RunStatus::Finished | RunStatus::Stopped | RunStatus::Failed
-                        )
-                })
-            })
-        };
-        if !exiting || Instant::now() > deadline {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -12,10 +12,13 @@ pub mod status;
 pub mod subscribe;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::net::UnixStream;
 
 use super::Shared;
+use super::registry::Run;
+use crate::engine::rundir::RunStatus;
 use crate::protocol::{FrameError, Request, write_frame_async};
 
 /// Answers one request; returns whether the connection takes further requests.
@@ -42,10 +45,7 @@ pub async fn handle(
             let paths = shared.lock().paths.clone();
             compare::handle(&paths, &session, target)
         }
-        Request::Remove { runs, sessions } => {
-            let mut daemon = shared.lock();
-            remove::handle(&mut daemon, &runs, &sessions)
-        }
+        Request::Remove { runs, sessions } => remove::handle(shared, &runs, &sessions).await,
         Request::ResumeAll => {
             let mut daemon = shared.lock();
             resume_all::handle(&mut daemon)
@@ -65,4 +65,29 @@ pub async fn handle(
     };
     write_frame_async(stream, &response).await?;
     Ok(true)
+}
+
+/// Gives the workers of the runs `which` picks that have recorded their end, but are still
+/// exiting, a moment to be reaped: a run the dashboard shows finished or stopped can be
+/// replaced or removed at once.
+pub async fn let_ended_workers_exit(shared: &Arc<Shared>, which: impl Fn(&Run) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let exiting = {
+            let mut daemon = shared.lock();
+            daemon.tick();
+            daemon.registry.runs().any(|r| {
+                which(r)
+                    && r.worker.is_some()
+                    && matches!(
+                        r.state.status,
+                        RunStatus::Finished | RunStatus::Stopped | RunStatus::Failed
+                    )
+            })
+        };
+        if !exiting || Instant::now() > deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -3,16 +3,26 @@
 //! trains (stop it first), or one that a run still to start takes its best weights from.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::daemon::registry::Run;
-use crate::daemon::{Daemon, log};
+use crate::daemon::{Daemon, Shared, log};
 use crate::engine::checkpoint;
 use crate::engine::rundir::RunStatus;
 use crate::engine::weights::WeightsSource;
 use crate::protocol::{Response, Update};
 
-pub fn handle(daemon: &mut Daemon, runs: &[String], sessions: &[String]) -> Response {
-    match remove(daemon, runs, sessions) {
+pub async fn handle(shared: &Arc<Shared>, runs: &[String], sessions: &[String]) -> Response {
+    // A run just stopped (`s` then `D` in the dashboard) may still have its worker exiting.
+    let asked = match targets(&mut shared.lock(), runs, sessions) {
+        Ok(asked) => asked,
+        Err(why) => return Response::error(why),
+    };
+    super::let_ended_workers_exit(shared, |r| {
+        asked.contains(&(r.session.clone(), r.name.clone()))
+    })
+    .await;
+    match remove(&mut shared.lock(), runs, sessions) {
         Ok(message) => Response::done(message),
         Err(why) => Response::error(why),
     }
@@ -169,12 +179,15 @@ fn remove(daemon: &mut Daemon, runs: &[String], sessions: &[String]) -> Result<S
 /// Moves `dir` out of the sessions at once (a reader never sees it half gone), then deletes
 /// it. A failed move changes nothing; a failed delete leaves it under `<data>/removed/`.
 fn discard(data: &Path, dir: &Path) -> Result<(), String> {
+    static REMOVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let bin = data.join("removed");
+    // Unique: runs of the same name in two sessions may go in one request.
     let gone: PathBuf = bin.join(format!(
-        "{}-{}-{}",
+        "{}-{}-{}-{}",
         dir.file_name().unwrap_or_default().to_string_lossy(),
         std::process::id(),
-        crate::engine::rundir::now() as u64
+        crate::engine::rundir::now() as u64,
+        REMOVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&bin)
         .and_then(|()| std::fs::rename(dir, &gone))
