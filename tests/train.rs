@@ -447,6 +447,51 @@ fn a_changed_session_file_trains_on_what_may_change_and_refuses_the_rest() {
     }
 }
 
+/// Without a daemon, `thaw remove` works on the sessions on disk with the same checks: a run a
+/// `thaw train` trains is refused, a finished one goes, and a session goes whole.
+#[test]
+fn thaw_remove_without_a_daemon_works_on_the_runs_on_disk() {
+    use std::os::unix::process::CommandExt;
+    let home = Home::new();
+    let text = "name = \"off\"\n[defaults]\nmodel = \"mlp\"\ndata = \"demo:shapes-small\"\ndevice = \"flex\"\nimage_size = 16\nepochs = 1\n[[runs]]\nname = \"a\"\n[[runs]]\nname = \"b\"\nepochs = 100000\n";
+    let file = home.write("off.toml", text);
+    let file = file.to_str().unwrap();
+    home.ok(&["train", file, "--run", "a"]);
+    let mut child = home
+        .thaw()
+        .args(["train", file, "--run", "b"])
+        .process_group(0)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let b = home.run_dir("off", "b");
+    common::wait_state(&b, 120, "training", |s| s.status == RunStatus::Running);
+    let refused = home.run_cmd(&["remove", "off/b"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("run off/b is trained by another worker"),
+        "{stderr}"
+    );
+    let refused = home.run_cmd(&["remove", "nosuch"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("no run \"nosuch\": the runs are off/a, off/b"),
+        "{stderr}"
+    );
+
+    let stdout = home.ok(&["remove", "a"]);
+    assert!(stdout.contains("run off/a"), "{stdout}");
+    assert!(!home.run_dir("off", "a").root.exists() && b.root.exists());
+
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    assert_eq!(common::wait_exit(&mut child, 120), 130);
+    let stdout = home.ok(&["remove", "--session", "off"]);
+    assert!(stdout.contains("session off (1 run(s))"), "{stdout}");
+    assert!(!home.path().join("data/sessions/off").exists());
+}
+
 /// A run tried on one device goes on on another from its checkpoint (with LibTorch built in,
 /// flex to tch:cpu, as a CPU run would move to `tch:cuda:0`): model, BatchNorm statistics and
 /// Adam's moments carry over.

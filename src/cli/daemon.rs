@@ -121,12 +121,7 @@ pub fn main(command: DaemonCommand) -> Result<i32> {
         DaemonCommand::Checkpoint { run } => control(run, Control::Checkpoint),
         DaemonCommand::Logs { run, follow } => logs(&paths, run, follow),
         DaemonCommand::Lr { run, value } => control(run, lr_control(&value)?),
-        DaemonCommand::Remove { runs, session } => {
-            answer(Client::connect(&paths)?.request(&Request::Remove {
-                runs,
-                sessions: session,
-            })?)
-        }
+        DaemonCommand::Remove { runs, session } => remove(&paths, runs, session),
     }
 }
 
@@ -198,6 +193,33 @@ fn launch(paths: &Paths, file: &Path, replace: bool) -> Result<i32> {
         replace,
     };
     answer(Client::connect(paths)?.request(&request)?)
+}
+
+/// Through the daemon; without one (runs trained with `thaw train`), on the sessions on disk,
+/// with the same checks.
+fn remove(paths: &Paths, runs: Vec<String>, sessions: Vec<String>) -> Result<i32> {
+    match Client::connect(paths) {
+        Ok(mut client) => answer(client.request(&Request::Remove { runs, sessions })?),
+        Err(ClientError::NotRunning) => {
+            let sessions_dir = paths.data.join("sessions");
+            let mut registry = crate::daemon::registry::Registry::load(&sessions_dir);
+            let removed = crate::daemon::handlers::remove::remove(
+                &mut registry,
+                paths,
+                &runs,
+                &sessions,
+                &mut |_| {},
+            );
+            match removed {
+                Ok(message) => {
+                    println!("{message}");
+                    Ok(0)
+                }
+                Err(why) => bail!(why),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn status(paths: &Paths, session: Option<&str>, json: bool) -> Result<i32> {

@@ -120,7 +120,7 @@ fn changes(session: &str, dir: &RunDir, run: &RunSpec) -> Result<Option<String>>
         .collect();
     if !fixed.is_empty() {
         bail!(
-            "run {name} has trained {} steps (its checkpoint is in {}) and this session file changes {}: a run that has trained may change only {}; give the changed run another name (it starts afresh, or from weights = \"run:{}/best\"), or remove the run (`thaw remove {name}` with the daemon, else its directory {}) to train it again from the start",
+            "run {name} has trained {} steps (its checkpoint is in {}) and this session file changes {}: a run that has trained may change only {}; give the changed run another name (it starts afresh, or from weights = \"run:{}/best\"), or remove the run (`thaw remove {name}`, which deletes {}) to train it again from the start",
             saved.step,
             dir.checkpoints().display(),
             fixed.join(", "),

@@ -1,20 +1,25 @@
 //! `remove`: runs, or whole sessions, dropped from the daemon and their directories deleted.
 //! Everything asked is checked first and nothing is removed if one cannot be: a run a worker
 //! trains (stop it first), or one that a run still to start takes its best weights from.
+//! Without a daemon, `thaw remove` does the same on the sessions on disk.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::daemon::registry::Run;
-use crate::daemon::{Daemon, Shared, log};
+use crate::daemon::registry::{Registry, Run};
+use crate::daemon::{Shared, log};
 use crate::engine::checkpoint;
 use crate::engine::rundir::RunStatus;
 use crate::engine::weights::WeightsSource;
+use crate::paths::Paths;
 use crate::protocol::{Response, Update};
+
+/// What went: a session (`None`: whole) or one run of it.
+pub type Gone = (String, Option<String>);
 
 pub async fn handle(shared: &Arc<Shared>, runs: &[String], sessions: &[String]) -> Response {
     // A run just stopped (`s` then `D` in the dashboard) may still have its worker exiting.
-    let asked = match targets(&mut shared.lock(), runs, sessions) {
+    let asked = match targets(&mut shared.lock().registry, runs, sessions) {
         Ok(asked) => asked,
         Err(why) => return Response::error(why),
     };
@@ -22,7 +27,16 @@ pub async fn handle(shared: &Arc<Shared>, runs: &[String], sessions: &[String]) 
         asked.contains(&(r.session.clone(), r.name.clone()))
     })
     .await;
-    match remove(&mut shared.lock(), runs, sessions) {
+    let mut daemon = shared.lock();
+    let (updates, paths) = (daemon.updates.clone(), daemon.paths.clone());
+    let mut told = |(session, run): Gone| {
+        match &run {
+            Some(run) => log(&format!("{session}/{run}: removed")),
+            None => log(&format!("session {session}: removed")),
+        }
+        let _ = updates.send(Arc::new(Update::Removed { session, run }));
+    };
+    match remove(&mut daemon.registry, &paths, runs, sessions, &mut told) {
         Ok(message) => Response::done(message),
         Err(why) => Response::error(why),
     }
@@ -30,14 +44,14 @@ pub async fn handle(shared: &Arc<Shared>, runs: &[String], sessions: &[String]) 
 
 /// `(session, run)` of every run asked for, sessions' runs included, each once.
 fn targets(
-    daemon: &mut Daemon,
+    registry: &mut Registry,
     runs: &[String],
     sessions: &[String],
 ) -> Result<Vec<(String, String)>, String> {
     let mut found: Vec<(String, String)> = Vec::new();
     for name in sessions {
-        let Some(session) = daemon.registry.session(name) else {
-            return Err(daemon.registry.no_session(name));
+        let Some(session) = registry.session(name) else {
+            return Err(registry.no_session(name));
         };
         found.extend(
             session
@@ -47,7 +61,7 @@ fn targets(
         );
     }
     for name in runs {
-        let run = daemon.registry.find(name)?;
+        let run = registry.find(name)?;
         found.push((run.session.clone(), run.name.clone()));
     }
     let mut unique = Vec::new();
@@ -66,6 +80,12 @@ fn busy(run: &Run) -> Option<String> {
         return Some(format!(
             "run {name} has {}: stop it first (`thaw stop {name}`)",
             slurm.info().line()
+        ));
+    }
+    if let Some(job) = run.job.as_ref().filter(|j| !j.ended) {
+        return Some(format!(
+            "run {name}'s Slurm job {} may still run ({} when last seen) and no daemon watches it: start one (`thaw up`) and stop the run there",
+            job.job_id, job.state
         ));
     }
     if run.submitting.is_some() {
@@ -111,16 +131,24 @@ fn needs(run: &Run, target: &(String, String)) -> bool {
     (session, from) == *target && checkpoint::resume_point(&run.dir).is_none()
 }
 
-fn remove(daemon: &mut Daemon, runs: &[String], sessions: &[String]) -> Result<String, String> {
+/// Removes the runs and sessions asked for from `registry` and the disk, all or none (see the
+/// module); `gone` hears of each as it goes. The answer says what went, and where it was.
+pub fn remove(
+    registry: &mut Registry,
+    paths: &Paths,
+    runs: &[String],
+    sessions: &[String],
+    gone: &mut dyn FnMut(Gone),
+) -> Result<String, String> {
     if runs.is_empty() && sessions.is_empty() {
         return Err("name a run (SESSION/RUN) or a session (--session NAME) to remove".into());
     }
-    let targets = targets(daemon, runs, sessions)?;
+    let targets = targets(registry, runs, sessions)?;
     let chosen = |r: &Run| targets.contains(&(r.session.clone(), r.name.clone()));
-    if let Some(why) = daemon.registry.runs().filter(|r| chosen(r)).find_map(busy) {
+    if let Some(why) = registry.runs().filter(|r| chosen(r)).find_map(busy) {
         return Err(why);
     }
-    for run in daemon.registry.runs().filter(|r| !chosen(r)) {
+    for run in registry.runs().filter(|r| !chosen(r)) {
         if let Some((s, r)) = targets.iter().find(|t| needs(run, t)) {
             return Err(format!(
                 "run {} starts from {s}/{r}'s best weights and has not loaded them yet: remove it too, or launch it again with other weights",
@@ -129,8 +157,7 @@ fn remove(daemon: &mut Daemon, runs: &[String], sessions: &[String]) -> Result<S
         }
     }
     // A session none of whose runs stays goes whole, its file with it.
-    let whole: Vec<String> = daemon
-        .registry
+    let whole: Vec<String> = registry
         .sessions
         .iter()
         .filter(|s| sessions.contains(&s.name) || (!s.runs.is_empty() && s.runs.iter().all(chosen)))
@@ -138,36 +165,23 @@ fn remove(daemon: &mut Daemon, runs: &[String], sessions: &[String]) -> Result<S
         .collect();
     let mut said = Vec::new();
     for name in &whole {
-        let dir = daemon.paths.session(name);
-        let count = daemon.registry.session(name).map_or(0, |s| s.runs.len());
-        discard(&daemon.paths.data, &dir)?;
-        daemon.registry.sessions.retain(|s| s.name != *name);
-        daemon.announce(Update::Removed {
-            session: name.clone(),
-            run: None,
-        });
-        log(&format!("session {name}: removed"));
+        let dir = paths.session(name);
+        let count = registry.session(name).map_or(0, |s| s.runs.len());
+        discard(&paths.data, &dir)?;
+        registry.sessions.retain(|s| s.name != *name);
+        gone((name.clone(), None));
         said.push(format!(
             "session {name} ({count} run(s)): {}",
             dir.display()
         ));
     }
     for (session, name) in targets.iter().filter(|(s, _)| !whole.contains(s)) {
-        let dir = daemon.paths.run(session, name);
-        discard(&daemon.paths.data, &dir)?;
-        if let Some(s) = daemon
-            .registry
-            .sessions
-            .iter_mut()
-            .find(|s| s.name == *session)
-        {
+        let dir = paths.run(session, name);
+        discard(&paths.data, &dir)?;
+        if let Some(s) = registry.sessions.iter_mut().find(|s| s.name == *session) {
             s.runs.retain(|r| r.name != *name);
         }
-        daemon.announce(Update::Removed {
-            session: session.clone(),
-            run: Some(name.clone()),
-        });
-        log(&format!("{session}/{name}: removed"));
+        gone((session.clone(), Some(name.clone())));
         said.push(format!("run {session}/{name}: {}", dir.display()));
     }
     Ok(format!(
