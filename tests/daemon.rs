@@ -708,10 +708,13 @@ fn removed_runs_and_sessions_go_with_their_files_and_launching_again_starts_them
     assert_eq!(names(), ["rm/other"]);
     assert!(d.fails(&["logs", "rm/base"]).contains("no run"));
 
-    // Gone for good: a restarted daemon does not find them.
+    // Gone for good: a restarted daemon does not find them, and deletes what a removal left.
     d.ok(&["down"]);
+    let left = d.home.path().join("data/removed/base-1-2-3");
+    std::fs::create_dir_all(&left).unwrap();
     d.ok(&["up"]);
     assert_eq!(names(), ["rm/other"]);
+    assert!(!left.exists());
 
     // The file launched again (base now one epoch) starts them afresh, ft from base's best.
     d.home

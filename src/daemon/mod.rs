@@ -113,6 +113,13 @@ impl Daemon {
         inventory: Box<dyn GpuInventory>,
     ) -> Self {
         let registry = Registry::load(&paths.data.join("sessions"));
+        // What `thaw remove` could not delete (a daemon killed mid-way, say) goes now.
+        let removed = paths.data.join("removed");
+        if removed.exists()
+            && let Err(e) = std::fs::remove_dir_all(&removed)
+        {
+            log(&format!("cannot delete {}: {e}", removed.display()));
+        }
         let gpus = inventory.gpus();
         let squeue = slurm::Watcher::start(config.slurm_poll);
         let mut daemon = Self {
