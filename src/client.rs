@@ -22,10 +22,14 @@ pub enum ClientError {
     #[error("the thaw daemon refused this client: {0}")]
     Refused(String),
     #[error(
-        "the thaw daemon speaks protocol {daemon} (thaw {daemon_version}) and this client protocol {PROTOCOL_VERSION} (thaw {}): restart the daemon with this thaw (`thaw down`, then `thaw up`)",
+        "the thaw daemon (pid {pid}) speaks protocol {daemon} (thaw {daemon_version}) and this client protocol {PROTOCOL_VERSION} (thaw {}): restart the daemon with this thaw (`thaw down`, then `thaw up`)",
         env!("CARGO_PKG_VERSION")
     )]
-    Version { daemon: u32, daemon_version: String },
+    Version {
+        daemon: u32,
+        daemon_version: String,
+        pid: u32,
+    },
     #[error("talking to the thaw daemon: {0}")]
     Frame(#[from] FrameError),
     #[error("cannot connect to the thaw daemon at {path}: {source}")]
@@ -78,14 +82,17 @@ impl Client {
                 other => ClientError::Frame(other),
             },
         })?;
-        if let Some(reason) = daemon.refused {
-            return Err(ClientError::Refused(reason));
-        }
+        // A daemon of another protocol (an older thaw, refusing this client, or a newer one)
+        // is said as such, with its pid: `thaw down` can still stop it.
         if daemon.protocol != PROTOCOL_VERSION {
             return Err(ClientError::Version {
                 daemon: daemon.protocol,
                 daemon_version: daemon.version,
+                pid: daemon.pid,
             });
+        }
+        if let Some(reason) = daemon.refused {
+            return Err(ClientError::Refused(reason));
         }
         Ok(Self { stream, daemon })
     }

@@ -748,6 +748,58 @@ fn removed_runs_and_sessions_go_with_their_files_and_launching_again_starts_them
     assert_eq!(left, ["rm2/keep"]);
 }
 
+/// After an upgrade that changed the protocol, the new thaw cannot talk to the old daemon, and
+/// its advice is `thaw down`: that still stops it (SIGTERM, on which a daemon stops and leaves
+/// its workers training for the next one). The old daemon here is a stand-in that answers the
+/// handshake as a daemon of protocol 3 refusing this client.
+#[test]
+fn down_stops_a_daemon_of_another_protocol() {
+    use std::io::BufRead;
+    let d = Daemon::stopped(1);
+    let runtime = d.home.path().join("run");
+    std::fs::create_dir_all(&runtime).unwrap();
+    let socket = runtime.join("thaw.sock");
+    let script = r#"
+import json, os, socket, struct, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(4)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    body = json.dumps({"protocol": 3, "version": "0.0.9", "pid": os.getpid(),
+                       "refused": "this daemon speaks protocol 3"}).encode()
+    c.sendall(struct.pack(">I", len(body)) + body)
+    c.close()
+"#;
+    let mut old = Command::new("python3")
+        .args(["-c", script, socket.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut ready = String::new();
+    std::io::BufReader::new(old.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready");
+
+    let err = d.fails(&["status"]);
+    assert!(
+        err.contains(&format!(
+            "(pid {}) speaks protocol 3 (thaw 0.0.9)",
+            old.id()
+        )) && err.contains("`thaw down`, then `thaw up`"),
+        "{err}"
+    );
+    let out = d.ok(&["down"]);
+    assert!(out.contains("stopped it with SIGTERM"), "{out}");
+    let stopped = old.try_wait().unwrap();
+    if stopped.is_none() {
+        let _ = old.kill();
+    }
+    assert!(stopped.is_some(), "the old daemon still runs");
+}
+
 #[test]
 fn up_twice_says_it_runs_and_stale_files_of_a_killed_daemon_are_replaced() {
     let d = Daemon::up(1);

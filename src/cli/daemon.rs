@@ -161,6 +161,11 @@ fn down(paths: &Paths) -> Result<i32> {
             println!("no thaw daemon is running");
             return Ok(0);
         }
+        Err(ClientError::Version {
+            pid,
+            daemon_version,
+            ..
+        }) => return down_other_version(pid, &daemon_version),
         Err(e) => return Err(e.into()),
     };
     println!("asking every run to checkpoint and stop...");
@@ -173,6 +178,26 @@ fn down(paths: &Paths) -> Result<i32> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(code)
+}
+
+/// A daemon of another thaw (before an upgrade) cannot be asked: it is sent SIGTERM, on which
+/// it stops and leaves its workers training for the next daemon to adopt.
+fn down_other_version(pid: u32, version: &str) -> Result<i32> {
+    // SAFETY: kill(2) with a pid the daemon gave of itself over this user's private socket.
+    if unsafe { libc::kill(pid as i32, libc::SIGTERM) } != 0 {
+        bail!(
+            "the thaw daemon (pid {pid}, thaw {version}) speaks another protocol and cannot be stopped: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    let start = Instant::now();
+    while process_runs(pid) && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "the thaw daemon (pid {pid}) was of another thaw ({version}) and speaks another protocol: stopped it with SIGTERM; its runs go on training, and `thaw up` starts this thaw's daemon, which adopts them"
+    );
+    Ok(0)
 }
 
 /// Whether process `pid` exists and is not a zombie.
