@@ -256,13 +256,7 @@ fn status(paths: &Paths, session: Option<&str>, json: bool) -> Result<i32> {
         if !runs.iter().any(|r| r.session == session) {
             let mut known: Vec<&str> = runs.iter().map(|r| r.session.as_str()).collect();
             known.dedup();
-            match known.is_empty() {
-                true => bail!("no session {session:?}: no session has been launched"),
-                false => bail!(
-                    "no session {session:?}: the sessions are {}",
-                    known.join(", ")
-                ),
-            }
+            bail!(crate::daemon::registry::no_session(session, &known));
         }
         runs.retain(|r| r.session == session);
     }

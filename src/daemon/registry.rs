@@ -289,10 +289,7 @@ impl Registry {
     /// The error for a session name that is not there: the sessions there are.
     pub fn no_session(&self, name: &str) -> String {
         let known: Vec<&str> = self.sessions.iter().map(|s| s.name.as_str()).collect();
-        match known.is_empty() {
-            true => format!("no session {name:?}: no session has been launched"),
-            false => format!("no session {name:?}: the sessions are {}", known.join(", ")),
-        }
+        no_session(name, &known)
     }
 
     /// Every run, session by session.
@@ -338,6 +335,14 @@ impl Registry {
                 ))
             }
         }
+    }
+}
+
+/// The error for a session name that is not there, given the sessions there are.
+pub fn no_session(name: &str, known: &[&str]) -> String {
+    match known.is_empty() {
+        true => format!("no session {name:?}: no session has been launched"),
+        false => format!("no session {name:?}: the sessions are {}", known.join(", ")),
     }
 }
 
