@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::engine::rundir::{RunDir, RunState, RunStatus};
+use crate::daemon::registry::Run;
+use crate::daemon::workers::{Worker, settle};
+use crate::engine::rundir::{Desired, DesiredRead, RunDir, RunState, RunStatus};
 use crate::paths::Paths;
 use crate::session::{SessionSpec, store};
 use crate::signals;
@@ -25,7 +27,7 @@ struct Slot {
     run: RunDir,
     /// The run of this session whose best weights this one starts from.
     waits_for: Option<String>,
-    child: Option<Child>,
+    child: Option<Worker>,
     last: Option<(RunStatus, usize)>,
     result: Option<RunStatus>,
 }
@@ -128,11 +130,11 @@ pub fn main(args: TrainArgs) -> Result<i32> {
             let threads = (cores / together).max(1);
             for i in ready.into_iter().take(jobs.saturating_sub(running)) {
                 starting(&slots[i].run)?;
-                slots[i].child = Some(spawn(&slots[i].run, threads)?);
+                slots[i].child = Some(Worker::Child(spawn(&slots[i].run, threads)?));
             }
         }
         for slot in &mut slots {
-            reap(slot)?;
+            reap(slot, &spec.name)?;
         }
         if live {
             drawn_lines = draw(&slots, drawn_lines)?;
@@ -194,17 +196,30 @@ fn mark_waiting(slot: &mut Slot, on: &str) -> Result<()> {
 }
 
 /// A run that ended before (failed, stopped, interrupted, finished with fewer epochs) is
-/// queued again, so its old end is not shown as news before its worker says it runs.
+/// queued again, so its old end is not shown as news before its worker says it runs. A stop or
+/// pause asked of an earlier worker (`thaw stop`, through a daemon) is done with: this command
+/// is asked to train it.
 fn starting(run: &RunDir) -> Result<()> {
     // One that another worker trains (the daemon's) is not touched: ours will be refused.
+    if crate::worker::training(run).is_some() {
+        return Ok(());
+    }
     if let Ok(state) = run.read_state()
         && !matches!(state.status, RunStatus::Queued | RunStatus::Waiting)
-        && crate::worker::training(run).is_none()
     {
         run.write_state(&RunState {
             status: RunStatus::Queued,
             message: None,
             ..state
+        })?;
+    }
+    if let DesiredRead::Good(desired) = run.read_desired()
+        && (desired.stop || desired.paused)
+    {
+        run.write_desired(&Desired {
+            stop: false,
+            paused: false,
+            ..desired
         })?;
     }
     Ok(())
@@ -226,28 +241,32 @@ fn spawn(run: &RunDir, threads: usize) -> Result<Child> {
         .context("cannot start a worker process")
 }
 
-fn reap(slot: &mut Slot) -> Result<()> {
-    let Some(child) = slot.child.as_mut() else {
+fn reap(slot: &mut Slot, session: &str) -> Result<()> {
+    let Some(worker) = slot.child.as_mut() else {
         return Ok(());
     };
     if signals::interrupted() {
         // The terminal's Ctrl-C reached the workers too; a signal sent to thaw alone is passed on.
-        // SAFETY: kill with a pid we own and a plain signal number.
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGINT);
-        }
+        worker.signal(libc::SIGINT);
     }
-    if child.try_wait()?.is_some() {
-        slot.child = None;
-        let status = slot
-            .run
-            .read_state()
-            .map(|s| s.status)
-            .unwrap_or(RunStatus::Failed);
-        slot.result = Some(status);
-        if status == RunStatus::Failed {
-            eprintln!("{}: failed: {}", slot.name, failure(&slot.run));
-        }
+    let Some(exit) = worker.poll() else {
+        return Ok(());
+    };
+    let pid = worker.pid();
+    slot.child = None;
+    // A worker killed or crashed before writing how it ended is recorded failed with how it
+    // ended, as the daemon records it: its `state.json` would otherwise say it still trains.
+    if let Ok(mut run) = Run::open(session, slot.run.clone()) {
+        settle(&mut run, pid, exit)?;
+    }
+    let status = slot
+        .run
+        .read_state()
+        .map(|s| s.status)
+        .unwrap_or(RunStatus::Failed);
+    slot.result = Some(status);
+    if status == RunStatus::Failed {
+        eprintln!("{}: failed: {}", slot.name, failure(&slot.run));
     }
     Ok(())
 }

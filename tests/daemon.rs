@@ -818,7 +818,7 @@ fn up_twice_says_it_runs_and_stale_files_of_a_killed_daemon_are_replaced() {
     assert!(runtime.join("thaw.sock").exists() && runtime.join("thaw.pid").exists());
     // A pid file naming another live process must not fool it either.
     std::fs::write(runtime.join("thaw.pid"), "1\n").unwrap();
-    let err = d.fails(&["status"]);
+    let err = d.fails(&["resume", "--all"]);
     assert!(err.contains("no thaw daemon is running"), "{err}");
     let out = d.ok(&["up"]);
     assert!(out.contains("started"), "{out}");

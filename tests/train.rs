@@ -447,26 +447,87 @@ fn a_changed_session_file_trains_on_what_may_change_and_refuses_the_rest() {
     }
 }
 
-/// Without a daemon, `thaw remove` works on the sessions on disk with the same checks: a run a
-/// `thaw train` trains is refused, a finished one goes, and a session goes whole.
+/// Without a daemon, `thaw status`, `thaw logs` and `thaw remove` work on the sessions on disk:
+/// status and events as the workers wrote them, a run whose worker is gone shown interrupted,
+/// `logs --follow` ending with the run; remove with the same checks as the daemon's; `thaw
+/// freeze` and the other controls reach a live worker. A worker killed under `thaw train` is
+/// recorded failed with how it ended.
 #[test]
-fn thaw_remove_without_a_daemon_works_on_the_runs_on_disk() {
+fn without_a_daemon_status_logs_and_remove_work_on_the_runs_on_disk() {
+    use std::io::Read;
     use std::os::unix::process::CommandExt;
     let home = Home::new();
     let text = "name = \"off\"\n[defaults]\nmodel = \"mlp\"\ndata = \"demo:shapes-small\"\ndevice = \"flex\"\nimage_size = 16\nepochs = 1\n[[runs]]\nname = \"a\"\n[[runs]]\nname = \"b\"\nepochs = 100000\n";
     let file = home.write("off.toml", text);
     let file = file.to_str().unwrap();
     home.ok(&["train", file, "--run", "a"]);
-    let mut child = home
+    let train_b = || {
+        home.thaw()
+            .args(["train", file, "--run", "b"])
+            .process_group(0)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = train_b();
+    let b = home.run_dir("off", "b");
+    let worker = common::wait_state(&b, 120, "training", |s| {
+        s.status == RunStatus::Running && s.epoch >= 1
+    })
+    .pid;
+
+    let out = home.run_cmd(&["status"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("no thaw daemon is running"), "{stderr}");
+    let row = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in\n{stdout}"))
+            .to_string()
+    };
+    assert!(row("off/a ").contains("finished"), "{stdout}");
+    // Its epochs are five steps, each ending in a checkpoint.
+    let b_row = row("off/b ");
+    assert!(
+        b_row.contains("running") || b_row.contains("checkpointing"),
+        "{stdout}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&home.ok(&["status", "--json"])).unwrap();
+    let run_b = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "b")
+        .unwrap();
+    assert_eq!(run_b["pid"], worker, "{run_b}");
+    let logs = home.ok(&["logs", "off/a"]);
+    assert!(logs.lines().any(|l| l.contains(" finished ")), "{logs}");
+    let mut follow = home
         .thaw()
-        .args(["train", file, "--run", "b"])
-        .process_group(0)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .args(["logs", "off/b", "--follow"])
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let b = home.run_dir("off", "b");
-    common::wait_state(&b, 120, "training", |s| s.status == RunStatus::Running);
+
+    // Controls reach a `thaw train`'s worker through its desired.json.
+    let said = home.ok(&["freeze", "off/b", "hidden"]);
+    assert!(
+        said.contains("off/b: freezing hidden before the next step"),
+        "{said}"
+    );
+    common::wait_state(&b, 60, "hidden frozen", |s| s.frozen == ["hidden"]);
+    let said = String::from_utf8_lossy(&home.run_cmd(&["pause", "off/a"]).stderr).to_string();
+    assert!(
+        said.contains("no worker on this machine trains off/a: it has finished"),
+        "{said}"
+    );
+
     let refused = home.run_cmd(&["remove", "off/b"]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success());
@@ -480,16 +541,97 @@ fn thaw_remove_without_a_daemon_works_on_the_runs_on_disk() {
         stderr.contains("no run \"nosuch\": the runs are off/a, off/b"),
         "{stderr}"
     );
-
     let stdout = home.ok(&["remove", "a"]);
     assert!(stdout.contains("run off/a"), "{stdout}");
     assert!(!home.run_dir("off", "a").root.exists() && b.root.exists());
 
-    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
-    assert_eq!(common::wait_exit(&mut child, 120), 130);
+    // Killed under `thaw train`: failed, saying how, and the follower stops with the run.
+    unsafe { libc::kill(worker as i32, libc::SIGKILL) };
+    assert_eq!(common::wait_exit(&mut child, 60), 1);
+    let mut said = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut said)
+        .unwrap();
+    let why = format!("b: failed: the worker (pid {worker}) was killed by signal 9 (SIGKILL)");
+    assert!(said.contains(&why), "{said}");
+    assert_eq!(b.read_state().unwrap().status, RunStatus::Failed);
+    common::wait_exit(&mut follow, 30);
+    let mut followed = String::new();
+    follow
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut followed)
+        .unwrap();
+    assert!(
+        followed.contains(" validation ") && followed.contains(&why[11..]),
+        "{followed}"
+    );
+
+    // Killed with no one watching (its `thaw train` killed first): `state.json` still says
+    // running; status tells the truth without writing it.
+    let mut child = train_b();
+    let worker = common::wait_state(&b, 120, "training again", |s| {
+        s.status == RunStatus::Running && s.pid != worker
+    })
+    .pid;
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    common::wait_exit(&mut child, 30);
+    unsafe { libc::kill(worker as i32, libc::SIGKILL) };
+    let start = std::time::Instant::now();
+    let mut stdout = String::new();
+    while !stdout.contains("interrupted") && start.elapsed().as_secs() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        stdout = home.ok(&["status"]);
+    }
+    assert!(
+        stdout.contains("interrupted") && stdout.contains(&format!("the worker (pid {worker}")),
+        "{stdout}"
+    );
+    let on_disk = b.read_state().unwrap().status;
+    assert!(
+        matches!(on_disk, RunStatus::Running | RunStatus::Checkpointing),
+        "status wrote {on_disk:?}"
+    );
+
     let stdout = home.ok(&["remove", "--session", "off"]);
     assert!(stdout.contains("session off (1 run(s))"), "{stdout}");
     assert!(!home.path().join("data/sessions/off").exists());
+}
+
+/// `thaw stop` from another terminal stops a `thaw train`'s run at a checkpoint; the next
+/// `thaw train` trains it on (the stop was for the earlier worker, not for every later one).
+#[test]
+fn a_run_stopped_from_another_terminal_trains_on_with_the_next_thaw_train() {
+    let home = Home::new();
+    let text = "name = \"st\"\n[defaults]\nmodel = \"mlp\"\ndata = \"demo:shapes-small\"\ndevice = \"flex\"\nimage_size = 16\nepochs = 100000\n[[runs]]\nname = \"r\"\n";
+    let file = home.write("st.toml", text);
+    let file = file.to_str().unwrap();
+    let mut child = home
+        .thaw()
+        .args(["train", file])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let r = home.run_dir("st", "r");
+    common::wait_state(&r, 120, "training", |s| s.step >= 3);
+    let said = home.ok(&["stop", "st/r"]);
+    assert!(said.contains("st/r: checkpointing and stopping"), "{said}");
+    assert_eq!(common::wait_exit(&mut child, 60), 0);
+    let stopped = r.read_state().unwrap();
+    assert_eq!(stopped.status, RunStatus::Stopped);
+
+    let epochs = stopped.epoch + 2;
+    home.write(
+        "st.toml",
+        &text.replace("epochs = 100000", &format!("epochs = {epochs}")),
+    );
+    home.ok(&["train", file]);
+    let state = r.read_state().unwrap();
+    assert_eq!((state.status, state.epoch), (RunStatus::Finished, epochs));
 }
 
 /// A run tried on one device goes on on another from its checkpoint (with LibTorch built in,

@@ -98,9 +98,14 @@ pub enum DaemonCommand {
 /// Runs one verb; returns the exit status.
 pub fn main(command: DaemonCommand) -> Result<i32> {
     let paths = Paths::from_env()?;
-    let control = |run: String, control: Control| {
-        let response = Client::connect(&paths)?.request(&Request::Control { run, control })?;
-        answer(response)
+    // Without a daemon, written for the worker of a `thaw train` to apply.
+    let control = |run: String, control: Control| match Client::connect(&paths) {
+        Ok(mut client) => answer(client.request(&Request::Control { run, control })?),
+        Err(ClientError::NotRunning) => {
+            println!("{}", super::offline::control(&paths, &run, control)?);
+            Ok(0)
+        }
+        Err(e) => Err(e.into()),
     };
     match command {
         DaemonCommand::Up { foreground } => crate::daemon::up::up(&paths, foreground),
@@ -226,10 +231,8 @@ fn remove(paths: &Paths, runs: Vec<String>, sessions: Vec<String>) -> Result<i32
     match Client::connect(paths) {
         Ok(mut client) => answer(client.request(&Request::Remove { runs, sessions })?),
         Err(ClientError::NotRunning) => {
-            let sessions_dir = paths.data.join("sessions");
-            let mut registry = crate::daemon::registry::Registry::load(&sessions_dir);
             let removed = crate::daemon::handlers::remove::remove(
-                &mut registry,
+                &mut super::offline::registry(paths),
                 paths,
                 &runs,
                 &sessions,
@@ -247,10 +250,20 @@ fn remove(paths: &Paths, runs: Vec<String>, sessions: Vec<String>) -> Result<i32
     }
 }
 
+/// Through the daemon; without one, from the run directories on disk.
 fn status(paths: &Paths, session: Option<&str>, json: bool) -> Result<i32> {
-    let (mut runs, gpus) = match Client::connect(paths)?.request(&Request::Status)? {
-        Response::Status { runs, gpus } => (runs, gpus),
-        other => return answer(other),
+    let (mut runs, gpus) = match Client::connect(paths) {
+        Ok(mut client) => match client.request(&Request::Status)? {
+            Response::Status { runs, gpus } => (runs, gpus),
+            other => return answer(other),
+        },
+        Err(ClientError::NotRunning) => {
+            if !json {
+                eprintln!("no thaw daemon is running: the runs as their directories hold them");
+            }
+            super::offline::status(paths)
+        }
+        Err(e) => return Err(e.into()),
     };
     if let Some(session) = session {
         if !runs.iter().any(|r| r.session == session) {
@@ -265,7 +278,9 @@ fn status(paths: &Paths, session: Option<&str>, json: bool) -> Result<i32> {
         return Ok(0);
     }
     if runs.is_empty() {
-        println!("no sessions: launch one with `thaw launch FILE`");
+        println!(
+            "no sessions: launch one with `thaw launch FILE` (or train one with `thaw train FILE`)"
+        );
         return Ok(0);
     }
     print!("{}", status_table(&runs, colours()));
@@ -356,8 +371,19 @@ pub fn status_table(runs: &[RunInfo], colour: bool) -> String {
     out
 }
 
+/// Through the daemon; without one, from the run's `events.jsonl` on disk.
 fn logs(paths: &Paths, run: String, follow: bool) -> Result<i32> {
-    let responses = Client::connect(paths)?.stream(&Request::Logs { run, follow })?;
+    let client = match Client::connect(paths) {
+        Ok(client) => client,
+        Err(ClientError::NotRunning) => {
+            super::offline::logs(paths, &run, follow, |event| {
+                println!("{}", event_line(event))
+            })?;
+            return Ok(0);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let responses = client.stream(&Request::Logs { run, follow })?;
     for response in responses {
         match response? {
             Response::Events { events, .. } => {

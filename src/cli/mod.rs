@@ -4,6 +4,7 @@
 pub mod daemon;
 pub mod dashboard;
 pub mod export;
+pub mod offline;
 pub mod predict;
 pub mod weights;
 

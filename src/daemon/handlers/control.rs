@@ -25,7 +25,7 @@ pub fn handle(daemon: &mut Daemon, name: &str, control: Control) -> Response {
     }
 }
 
-fn apply(run: &mut Run, control: Control) -> Result<String, String> {
+pub fn apply(run: &mut Run, control: Control) -> Result<String, String> {
     let full = run.full_name();
     let failed = |e: anyhow::Error| format!("{e:#}");
     if !run.is_live() {
