@@ -338,6 +338,8 @@ fn draw(slots: &[Slot], previous: usize) -> Result<usize> {
             Err(_) => format!("{:<names$} starting", slot.name),
         };
         let text: String = text.chars().take(width.saturating_sub(1)).collect();
+        // From the first column: the terminal may have echoed `^C` where the cursor stood.
+        out.queue(cursor::MoveToColumn(0))?;
         out.queue(terminal::Clear(terminal::ClearType::CurrentLine))?;
         writeln!(out, "{text}")?;
     }
