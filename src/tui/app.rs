@@ -317,7 +317,18 @@ impl App {
     }
 
     fn key(&mut self, key: KeyEvent) -> Vec<Effect> {
-        use crossterm::event::KeyCode;
+        use crossterm::event::{KeyCode, KeyModifiers};
+        // A terminal sends Alt+x as Esc then x, so Esc and a key typed quickly (or sent
+        // together over a slow link) read as Alt+x. No key of thaw's takes Alt: they are the
+        // two keys they were.
+        if key.modifiers.contains(KeyModifiers::ALT)
+            && !key.modifiers.contains(KeyModifiers::CONTROL)
+            && matches!(key.code, KeyCode::Char(_))
+        {
+            let mut effects = self.key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+            effects.extend(self.key(KeyEvent::new(key.code, key.modifiers - KeyModifiers::ALT)));
+            return effects;
+        }
         if let Some(popup) = self.popup.clone() {
             return match popup {
                 Popup::Help | Popup::Messages(_) => {

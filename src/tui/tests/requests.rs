@@ -319,3 +319,17 @@ fn views_and_panes_follow_the_keys() {
     let compared: Vec<String> = app.compared().iter().map(|r| r.full_name()).collect();
     assert_eq!(compared, ["demo/pretrain", "demo/pretrained-frozen"]);
 }
+
+/// Esc and a key typed fast, or sent together over a slow link, arrive as Alt+key: the two keys.
+#[test]
+fn alt_and_a_key_is_esc_then_the_key() {
+    let mut app = fixture::app(false);
+    chars(&mut app, "\n");
+    assert_eq!(app.view, View::Detail);
+    let alt = |c| Input::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::ALT));
+    app.handle(alt('v'));
+    assert_eq!(app.view, View::Compare);
+    app.handle(alt('?'));
+    assert_eq!(app.view, View::Runs, "Esc went back; ? opened the help");
+    assert_eq!(app.popup, Some(Popup::Help));
+}
