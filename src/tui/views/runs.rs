@@ -185,13 +185,11 @@ fn draw_table(frame: &mut Frame, area: Rect, ctx: &Ctx) {
         }
         let percent = |v: Option<f64>| v.map_or("-".to_string(), |a| format!("{:.1}", 100.0 * a));
         if width >= TINY {
-            cells.push(Cell::from(match width >= MEDIUM {
-                true => format!(
-                    "{}/{}%",
-                    percent(run.last_val_accuracy()),
-                    percent(info.best_val_accuracy)
-                ),
-                false => percent(info.best_val_accuracy),
+            let best = info.best_val_accuracy;
+            cells.push(Cell::from(match (width >= MEDIUM, best.is_some()) {
+                (true, true) => format!("{}/{}%", percent(run.last_val_accuracy()), percent(best)),
+                // Not validated yet: a dash, not `-/-%`.
+                _ => percent(best),
             }));
         }
         if width >= WIDE {
