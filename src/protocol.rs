@@ -287,7 +287,11 @@ impl RunInfo {
     /// The epoch it trains (1 in its first), or its last once finished: as `status`, `thaw
     /// train` and the dashboard say it.
     pub fn epoch_in_progress(&self) -> usize {
-        (self.epoch + 1).min(self.epochs)
+        match self.status {
+            // The epochs it did: all, or fewer when it stopped early.
+            RunStatus::Finished => self.epoch.min(self.epochs),
+            _ => (self.epoch + 1).min(self.epochs),
+        }
     }
 
     /// Seconds to the end of its last epoch while it trains: the worker's reckoning, which

@@ -11,7 +11,7 @@ use crate::daemon::registry::Run;
 use crate::daemon::workers::{Worker, settle};
 use crate::engine::rundir::{Desired, DesiredRead, RunDir, RunState, RunStatus};
 use crate::paths::Paths;
-use crate::session::{SessionSpec, store};
+use crate::session::{RunSpec, SessionSpec, store};
 use crate::signals;
 use crate::worker::THREADS_ENV;
 
@@ -92,14 +92,18 @@ pub fn main(args: TrainArgs) -> Result<i32> {
         })
         .collect();
     for (slot, spec) in slots.iter_mut().zip(&spec.runs) {
-        // A finished run given more epochs in the file trains on from its last checkpoint.
-        if let Ok(state) = slot.run.read_state()
-            && state.status == RunStatus::Finished
-            && state.epoch >= spec.epochs
-        {
+        // A finished run given more epochs in the file trains on from its last checkpoint;
+        // one that stopped early, only with more patience.
+        let Ok(state) = slot.run.read_state() else {
+            continue;
+        };
+        let early = stopped_early(&slot.run, spec);
+        if state.status == RunStatus::Finished && (state.epoch >= spec.epochs || early) {
             println!(
-                "{}: already finished (step {}); skipped",
-                slot.name, state.step
+                "{}: already finished{} (step {}); skipped",
+                slot.name,
+                if early { " early" } else { "" },
+                state.step
             );
             slot.result = Some(RunStatus::Finished);
         }
@@ -152,6 +156,15 @@ pub fn main(args: TrainArgs) -> Result<i32> {
         std::thread::sleep(Duration::from_millis(250));
     }
     summary(&slots)
+}
+
+/// Whether the run's last checkpoint has had `early_stop_patience` validations without a better
+/// validation loss.
+fn stopped_early(run: &RunDir, spec: &RunSpec) -> bool {
+    spec.early_stop_patience.is_some_and(|patience| {
+        crate::engine::checkpoint::resume_point(run)
+            .is_some_and(|(_, saved)| saved.stale_epochs >= patience)
+    })
 }
 
 enum Dependency {
@@ -278,7 +291,7 @@ fn line(name: &str, width: usize, state: &RunState) -> String {
         0 => "-".to_string(),
         total => format!(
             "ep {}/{} {}/{total}",
-            (state.epoch + 1).min(state.epochs),
+            state.epoch_said(),
             state.epochs,
             state.step
         ),

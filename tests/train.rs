@@ -174,6 +174,10 @@ fn bad_session_files_are_refused_with_file_line_and_key() {
             &["bad.toml:6", "`lr_step_gamma`", "(0, 1]"],
         ),
         (
+            "[[runs]]\nname = \"a\"\nearly_stop_patience = 0\n",
+            &["bad.toml:6", "`early_stop_patience`", "at least 1"],
+        ),
+        (
             "[[runs]]\nname = \"a\"\nimage_size = 100000\n",
             &["bad.toml:6", "`image_size`", "2048"],
         ),
@@ -632,6 +636,56 @@ fn a_run_stopped_from_another_terminal_trains_on_with_the_next_thaw_train() {
     home.ok(&["train", file]);
     let state = r.read_state().unwrap();
     assert_eq!((state.status, state.epoch), (RunStatus::Finished, epochs));
+}
+
+/// `early_stop_patience`: a run finishes after that many validations without a better loss, but
+/// not before its freeze schedule's last thaw (from which the count starts again). Run again,
+/// it is done; given more patience, it trains on. The learning rate is too small to move the
+/// weights, so every validation loss equals the first.
+#[test]
+fn early_stopping_ends_a_run_that_no_longer_improves_after_its_last_thaw() {
+    let home = Home::new();
+    let text = "name = \"es\"\n[defaults]\nmodel = \"mlp\"\ndata = \"demo:shapes-small\"\ndevice = \"flex\"\nimage_size = 16\nepochs = 10\noptimizer = \"sgd\"\nmomentum = 0\nlr = 1e-12\nearly_stop_patience = 2\n[[runs]]\nname = \"flat\"\n[[runs]]\nname = \"thawed\"\nfreeze = [\"stem\"]\nunfreeze_at_epoch = 4\n";
+    let file = home.write("es.toml", text);
+    let file = file.to_str().unwrap();
+    home.ok(&["train", file]);
+    let (flat, thawed) = (home.run_dir("es", "flat"), home.run_dir("es", "thawed"));
+    let ended = |run: &thaw::engine::rundir::RunDir| {
+        let state = run.read_state().unwrap();
+        assert_eq!(state.status, RunStatus::Finished);
+        (state.epoch, state.message.unwrap_or_default())
+    };
+    let (epoch, message) = ended(&flat);
+    assert_eq!(epoch, 3, "a best, then two validations no better");
+    assert!(
+        message.starts_with(
+            "stopped early after epoch 3 of 10: no better validation loss in its last 2 epochs"
+        ),
+        "{message}"
+    );
+    // Stale at epoch 3 but frozen until epoch 5's thaw; two more after it.
+    assert_eq!(ended(&thawed).0, 6);
+    let thaw = &common::events(&thawed, "unfreeze")[0];
+    assert_eq!(thaw.epoch, 5);
+    let finished = &common::events(&thawed, "finished")[0];
+    assert_eq!(finished.epoch, 6, "the epochs it did");
+
+    let again = home.ok(&["train", file]);
+    assert!(
+        again.contains("flat: already finished early (step 15); skipped"),
+        "{again}"
+    );
+    home.write(
+        "es.toml",
+        &text.replace("early_stop_patience = 2", "early_stop_patience = 3"),
+    );
+    let more = home.ok(&["train", file]);
+    assert!(
+        more.contains("changed: es/flat: early_stop_patience 2 -> 3"),
+        "{more}"
+    );
+    assert_eq!(ended(&flat).0, 4);
+    assert_eq!(ended(&thawed).0, 7);
 }
 
 /// A run tried on one device goes on on another from its checkpoint (with LibTorch built in,

@@ -33,6 +33,10 @@ pub struct TrainState {
     /// the same `metrics.csv` row as one never interrupted.
     #[serde(default)]
     pub open_log: OpenLog,
+    /// Validations since the best validation loss, or since groups last thawed: what
+    /// `early_stop_patience` counts.
+    #[serde(default)]
+    pub stale_epochs: usize,
 }
 
 /// Sums over the steps of a logging interval not yet written to `metrics.csv`.

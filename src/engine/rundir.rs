@@ -114,10 +114,12 @@ impl RunState {
     /// The epoch being trained, 1 in the first (the last once all are done), as events and
     /// every view say it.
     pub fn epoch_said(&self) -> usize {
-        match self.epochs {
+        match (self.status, self.epochs) {
             // Not known before the worker has read the data.
-            0 => self.epoch + 1,
-            epochs => (self.epoch + 1).min(epochs),
+            (_, 0) => self.epoch + 1,
+            // The epochs it did: all, or fewer when it stopped early.
+            (RunStatus::Finished, epochs) => self.epoch.min(epochs),
+            (_, epochs) => (self.epoch + 1).min(epochs),
         }
     }
 

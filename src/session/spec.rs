@@ -82,6 +82,9 @@ pub struct RunSpec {
     pub checkpoint_every_steps: usize,
     pub keep_checkpoints: usize,
     pub log_every_steps: usize,
+    /// Finish after this many validations without a better validation loss.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub early_stop_patience: Option<usize>,
     pub weights: String,
     /// `[[regex, replacement], ...]` applied to the weights file's tensor names.
     pub weights_remap: Vec<[String; 2]>,
@@ -122,6 +125,7 @@ impl Default for RunSpec {
             checkpoint_every_steps: 500,
             keep_checkpoints: 3,
             log_every_steps: 10,
+            early_stop_patience: None,
             weights: "none".into(),
             weights_remap: Vec::new(),
             weights_exclude: Vec::new(),
@@ -348,6 +352,9 @@ impl RunSpec {
         positive("image_size", self.image_size)?;
         positive("keep_checkpoints", self.keep_checkpoints)?;
         positive("log_every_steps", self.log_every_steps)?;
+        if let Some(patience) = self.early_stop_patience {
+            positive("early_stop_patience", patience)?;
+        }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err((
                 "lr",

@@ -16,7 +16,7 @@ use crate::paths::Paths;
 /// GPU). Anything else (the model, the data and its split, the batch, the optimizer, the
 /// precision, the seed, ...) would not fit the checkpoint, or make a different experiment of
 /// this one's weights.
-pub const CHANGEABLE_AFTER_TRAINING: [&str; 15] = [
+pub const CHANGEABLE_AFTER_TRAINING: [&str; 16] = [
     "epochs",
     "device",
     "lr",
@@ -31,6 +31,7 @@ pub const CHANGEABLE_AFTER_TRAINING: [&str; 15] = [
     "log_every_steps",
     "checkpoint_every_steps",
     "keep_checkpoints",
+    "early_stop_patience",
     "threads",
 ];
 

@@ -183,6 +183,10 @@ impl<M: Classifier> Trainer<'_, M> {
                 .thawed_at
                 .insert(order[i].clone(), self.state.step);
         }
+        if cause.is_some() && !thaw.is_empty() {
+            // More to train is a new chance to improve: early stopping's patience restarts.
+            self.state.stale_epochs = 0;
+        }
         self.model = Some(model);
         self.state.frozen = target;
         if let Some(cause) = cause {
@@ -340,7 +344,9 @@ impl<M: Classifier> Trainer<'_, M> {
                 .map_or(accuracy, |a| a.max(accuracy)),
         );
         self.last_val = Some((loss, accuracy));
+        self.state.stale_epochs += 1;
         if self.state.best_val_loss.is_none_or(|best| loss < best) {
+            self.state.stale_epochs = 0;
             self.state.best_val_loss = Some(loss);
             valid
                 .save_file(self.run.best())
@@ -352,6 +358,25 @@ impl<M: Classifier> Trainer<'_, M> {
             )?;
         }
         self.write_state()
+    }
+
+    /// Why the run ends before its last epoch: `early_stop_patience` validations in a row
+    /// without a better validation loss, counted from the freeze schedule's last thaw (a run
+    /// with groups still to thaw by the schedule goes on to them).
+    pub(super) fn stops_early(&self) -> Option<String> {
+        let patience = self.spec.early_stop_patience?;
+        if self.state.stale_epochs < patience || self.thaws_later() {
+            return None;
+        }
+        Some(format!(
+            "stopped early after epoch {} of {}: no better validation loss in its last {} epochs (best {}, in best.bpk)",
+            self.state.epoch,
+            self.spec.epochs,
+            self.state.stale_epochs,
+            self.state
+                .best_val_loss
+                .map_or("-".into(), |l| format!("{l:.4}"))
+        ))
     }
 
     /// Whether the freeze schedule (not overridden by hand) thaws groups before the last
@@ -384,7 +409,11 @@ impl<M: Classifier> Trainer<'_, M> {
     /// The epoch being trained, 1 in the first (the last once all are done), as every view
     /// says it: events carry it, and their messages say it.
     pub(super) fn epoch_said(&self) -> usize {
-        (self.state.epoch + 1).min(self.spec.epochs)
+        match self.status {
+            // The epochs it did: all, or fewer when it stopped early.
+            RunStatus::Finished => self.state.epoch.min(self.spec.epochs),
+            _ => (self.state.epoch + 1).min(self.spec.epochs),
+        }
     }
 
     pub(super) fn event(&self, kind: &str, message: String, groups: Vec<String>) -> Result<()> {

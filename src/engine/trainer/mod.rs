@@ -151,6 +151,7 @@ fn fresh_state(spec: &RunSpec) -> TrainState {
         seed: spec.seed,
         checkpoint_requests: 0,
         open_log: OpenLog::default(),
+        stale_epochs: 0,
     }
 }
 
@@ -434,7 +435,14 @@ impl<'a, M: Classifier> Trainer<'a, M> {
     /// The loop, to the end of the last epoch or until stopped.
     pub fn run(mut self) -> Result<Outcome> {
         self.write_state()?;
+        let mut early = None;
         'epochs: while self.state.epoch < self.spec.epochs {
+            if self.state.batch_in_epoch == 0 {
+                early = self.stops_early();
+                if early.is_some() {
+                    break;
+                }
+            }
             let loader = self.dataset.loader(
                 Split::Train,
                 self.state.epoch,
@@ -466,14 +474,15 @@ impl<'a, M: Classifier> Trainer<'a, M> {
             self.checkpoint("epoch end")?;
         }
         self.status = RunStatus::Finished;
-        self.event(
-            "finished",
+        let said = early.clone().unwrap_or_else(|| {
             format!(
                 "finished {} epochs at step {}",
                 self.spec.epochs, self.state.step
-            ),
-            vec![],
-        )?;
+            )
+        });
+        self.event("finished", said, vec![])?;
+        // Why it finished before its epochs stays in view (status, the dashboard).
+        self.message = early;
         self.write_state()?;
         Ok(Outcome::Finished)
     }
