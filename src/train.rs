@@ -384,10 +384,18 @@ fn summary(slots: &[Slot]) -> Result<i32> {
         // A failure says why here too: its first report may have scrolled far away.
         let said = match status {
             RunStatus::Failed => Some(failure(&slot.run)),
-            _ => state
-                .as_ref()
-                .and_then(|s| s.best_val_accuracy)
-                .map(|a| format!("best val acc {:.1}%", a * 100.0)),
+            _ => state.as_ref().and_then(|s| {
+                let acc = s
+                    .best_val_accuracy
+                    .map(|a| format!("best val acc {:.1}%", a * 100.0));
+                // Why it finished before its epochs (stopped early).
+                match (acc, &s.message) {
+                    (Some(acc), Some(why)) if s.status == RunStatus::Finished => {
+                        Some(format!("{acc}; {why}"))
+                    }
+                    (acc, _) => acc,
+                }
+            }),
         };
         println!(
             "{}: {} {}",
