@@ -145,6 +145,8 @@ fn a_trained_session_compares_as_table_json_and_plot() {
             [
                 "best_val_accuracy",
                 "best_val_loss",
+                "epochs",
+                "epochs_trained",
                 "mean_step_ms",
                 "run",
                 "seconds_to_target",
@@ -158,6 +160,10 @@ fn a_trained_session_compares_as_table_json_and_plot() {
         );
         assert_eq!(obj["run"], name);
         assert_eq!(obj["status"], "finished");
+        assert_eq!(
+            (&obj["epochs_trained"], &obj["epochs"]),
+            (&2.into(), &2.into())
+        );
         close(&obj["best_val_accuracy"], best(m), "best accuracy");
         let best_loss = m.val.iter().map(|v| v.1).fold(f64::MAX, f64::min);
         close(&obj["best_val_loss"], best_loss, "best loss");

@@ -679,6 +679,13 @@ fn early_stopping_ends_a_run_that_no_longer_improves_after_its_last_thaw() {
                     && l.contains("%; stopped early after epoch 3 of 10")),
         "{again}"
     );
+    let compared = home.ok(&["compare", "es"]);
+    assert!(
+        compared
+            .lines()
+            .any(|l| l.starts_with("flat ") && l.contains(" finished early ")),
+        "{compared}"
+    );
     home.write(
         "es.toml",
         &text.replace("early_stop_patience = 2", "early_stop_patience = 3"),

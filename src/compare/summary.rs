@@ -16,6 +16,8 @@ pub struct RunRecord {
     pub dir: RunDir,
     /// `state.json`'s status, as written there.
     pub status: Option<String>,
+    /// `state.json`'s epochs done and epochs to train.
+    pub epochs: Option<(usize, usize)>,
     pub spec: Option<RunSpec>,
     pub history: History,
     /// Freeze and unfreeze events, in order.
@@ -27,11 +29,12 @@ impl RunRecord {
     /// Reads the run in `dir`; missing or damaged files leave their parts empty.
     pub fn read(name: &str, dir: &Path) -> Self {
         let run = RunDir::new(dir);
-        let status = run
-            .read_state()
-            .ok()
+        let state = run.read_state().ok();
+        let status = state
+            .as_ref()
             .and_then(|state| serde_json::to_value(state.status).ok())
             .and_then(|v| v.as_str().map(str::to_string));
+        let epochs = state.map(|s| (s.epoch, s.epochs));
         let spec = RunSpec::load(&run.spec()).ok();
         let params = spec
             .as_ref()
@@ -46,6 +49,7 @@ impl RunRecord {
             history: History::read(&run.metrics_path()),
             dir: run,
             status,
+            epochs,
             spec,
             freezes,
             params,
@@ -73,6 +77,11 @@ pub struct RunSummary {
     pub trainable_params: Option<usize>,
     pub total_params: Option<usize>,
     pub mean_step_ms: Option<f64>,
+    /// Epochs done, of `epochs`: fewer, once finished, when it stopped early.
+    #[serde(default)]
+    pub epochs_trained: Option<usize>,
+    #[serde(default)]
+    pub epochs: Option<usize>,
 }
 
 impl RunSummary {
@@ -94,7 +103,15 @@ impl RunSummary {
                 .spec
                 .as_ref()
                 .and_then(|s| record.history.mean_step_ms(s.batch_size)),
+            epochs_trained: record.epochs.map(|(done, _)| done),
+            epochs: record.epochs.map(|(_, of)| of),
         }
+    }
+
+    /// Whether it finished with fewer epochs than it was to train (`early_stop_patience`).
+    pub fn stopped_early(&self) -> bool {
+        self.status.as_deref() == Some("finished")
+            && matches!((self.epochs_trained, self.epochs), (Some(done), Some(of)) if done < of)
     }
 }
 

@@ -85,9 +85,13 @@ fn cells(s: &RunSummary) -> [String; 9] {
         (Some(t), Some(total)) => format!("{}/{}", thousands(t), thousands(total)),
         _ => DASH.to_string(),
     };
+    let status = match s.stopped_early() {
+        true => Some("finished early".to_string()),
+        false => s.status.clone(),
+    };
     [
         s.run.clone(),
-        or_dash(s.status.clone()),
+        or_dash(status),
         or_dash(s.weights.as_deref().map(weights_label)),
         or_dash(s.best_val_accuracy.map(percent)),
         or_dash(s.best_val_loss.map(|l| crate::number::fixed(l, 4))),
@@ -159,6 +163,8 @@ mod tests {
             trainable_params: Some(4933),
             total_params: Some(1_234_567),
             mean_step_ms: Some(12.345),
+            epochs_trained: Some(10),
+            epochs: Some(10),
         }
     }
 
@@ -178,6 +184,8 @@ mod tests {
             trainable_params: None,
             total_params: None,
             mean_step_ms: None,
+            epochs_trained: None,
+            epochs: None,
         };
         let text = render(&[summary("scratch"), other, empty], Some(0.72));
         let lines: Vec<&str> = text.lines().collect();
@@ -194,6 +202,27 @@ mod tests {
             lines[3],
             "queued                  -         -                    -          -             -            -                -        -"
         );
+    }
+
+    #[test]
+    fn a_run_finished_before_its_epochs_stopped_early() {
+        let mut early = summary("early");
+        early.epochs_trained = Some(4);
+        let mut running = early.clone();
+        running.status = Some("running".into());
+        let text = render(&[summary("full"), early, running], Some(0.72));
+        let status: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .map(|l| {
+                l.split("  ")
+                    .filter(|c| !c.is_empty())
+                    .nth(1)
+                    .unwrap()
+                    .trim()
+            })
+            .collect();
+        assert_eq!(status, ["finished", "finished early", "running"]);
     }
 
     #[test]

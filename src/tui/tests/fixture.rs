@@ -238,6 +238,8 @@ pub fn comparison() -> Comparison {
         trainable_params: Some(645),
         total_params: Some(702_789),
         mean_step_ms: Some(50.0),
+        epochs_trained: Some(4),
+        epochs: Some(15),
     };
     Comparison {
         target: Some(0.5),
