@@ -518,6 +518,13 @@ fn without_a_daemon_status_logs_and_remove_work_on_the_runs_on_disk() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Read as it comes: a full pipe would hold the follower up.
+    let mut out = follow.stdout.take().unwrap();
+    let followed = std::thread::spawn(move || {
+        let mut text = String::new();
+        out.read_to_string(&mut text).unwrap();
+        text
+    });
 
     // Controls reach a `thaw train`'s worker through its desired.json.
     let said = home.ok(&["freeze", "off/b", "hidden"]);
@@ -563,13 +570,7 @@ fn without_a_daemon_status_logs_and_remove_work_on_the_runs_on_disk() {
     assert!(said.contains(&why), "{said}");
     assert_eq!(b.read_state().unwrap().status, RunStatus::Failed);
     common::wait_exit(&mut follow, 30);
-    let mut followed = String::new();
-    follow
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut followed)
-        .unwrap();
+    let followed = followed.join().unwrap();
     assert!(
         followed.contains(" validation ") && followed.contains(&why[11..]),
         "{followed}"
