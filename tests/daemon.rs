@@ -872,3 +872,57 @@ fn a_gpu_the_machine_or_build_lacks_is_refused_at_launch_naming_what_is_missing(
     }
     assert!(d.status().is_empty(), "nothing was launched");
 }
+
+/// A `thaw train` started while the daemon runs: the daemon finds its session, shows it,
+/// watches the worker it starts later, passes controls on, never starts its runs itself, and
+/// leaves its workers training on `thaw down`. Launching the same file does not discard it.
+#[test]
+fn the_daemon_shows_and_steers_a_thaw_train_started_after_it_but_leaves_it_running() {
+    use std::os::unix::process::CommandExt;
+    let d = Daemon::up(2);
+    let runs = "[[runs]]\nname = \"a\"\nepochs = 2\n[[runs]]\nname = \"b\"\n";
+    let file = d.home.write("tt.toml", &session("tt", 500, runs));
+    let mut train = d
+        .home
+        .thaw()
+        .args(["train", file.to_str().unwrap(), "--jobs", "1"])
+        .process_group(0)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(30, "the session found", || {
+        d.status().iter().any(|r| r.session == "tt")
+    });
+    // b starts when a has finished and `thaw train`'s one slot is free.
+    d.wait_run("tt/a", 120, "a finished", |r| {
+        r.status == RunStatus::Finished
+    });
+    let b = d.wait_run("tt/b", 120, "b found and watched", |r| {
+        r.status == RunStatus::Running && r.pid.is_some() && r.step >= 2
+    });
+
+    let said = d.ok(&["freeze", "tt/b", "stem"]);
+    assert!(said.contains("freezing stem"), "{said}");
+    d.wait_run("tt/b", 60, "stem frozen", |r| {
+        r.groups.iter().any(|g| g.name == "stem" && g.frozen)
+    });
+    let said = d.ok(&["launch", file.to_str().unwrap()]);
+    assert!(said.contains("no run's settings changed"), "{said}");
+    assert_eq!(
+        d.run("tt/b").pid,
+        b.pid,
+        "the same worker, its session kept"
+    );
+
+    let said = d.ok(&["down"]);
+    assert!(said.contains("no run was training"), "{said}");
+    let log = std::fs::read_to_string(d.home.path().join("data/daemon.log")).unwrap();
+    assert!(!log.contains("started worker"), "{log}");
+    let step = d.run_dir("tt", "b").read_state().unwrap().step;
+    wait_until(60, "b trains on without the daemon", || {
+        d.run_dir("tt", "b").read_state().unwrap().step >= step + 3
+    });
+    // SAFETY: kill with the process group of the thaw train this test started.
+    unsafe { libc::kill(-(train.id() as i32), libc::SIGINT) };
+    assert_eq!(wait_exit(&mut train, 120), 130);
+}

@@ -32,6 +32,8 @@ use workers::Worker;
 const UPDATE_BACKLOG: usize = 4096;
 /// How often GPU figures are sampled.
 const GPU_EVERY: Duration = Duration::from_secs(2);
+/// How often the sessions directory is looked at for what a `thaw train` wrote.
+const DISCOVER_EVERY: Duration = Duration::from_secs(2);
 
 /// Everything the daemon knows.
 pub struct Daemon {
@@ -52,6 +54,8 @@ pub struct Daemon {
     /// The GPUs' figures as last sampled, and when.
     pub gpu_stats: Vec<GpuStats>,
     gpu_sampled: Option<Instant>,
+    /// When the sessions directory was last looked at for a `thaw train`'s runs.
+    discovered: Option<Instant>,
     /// Asks Slurm about the jobs of Slurm runs.
     squeue: slurm::Watcher,
 }
@@ -134,6 +138,7 @@ impl Daemon {
             inventory,
             gpu_stats: Vec::new(),
             gpu_sampled: None,
+            discovered: Some(Instant::now()),
             squeue,
         };
         for run in daemon.registry.runs_mut() {
@@ -153,9 +158,36 @@ impl Daemon {
         daemon
     }
 
+    /// Takes in the sessions and runs a `thaw train` has written since the last look (see
+    /// [`Registry::discover`]): their workers adopted, their files read, clients told.
+    pub fn discover(&mut self) {
+        self.discovered = Some(Instant::now());
+        let added = self.registry.discover(&self.paths.data.join("sessions"));
+        for (si, ri) in added {
+            let run = &mut self.registry.sessions[si].runs[ri];
+            adopt(run);
+            run.tail.poll(false);
+            log(&format!(
+                "{}: found (written by a `thaw train`)",
+                run.full_name()
+            ));
+            let snapshot = run.snapshot();
+            run.announced = Some(snapshot.info.clone());
+            self.announce(Update::History {
+                run: Box::new(snapshot),
+            });
+        }
+    }
+
     /// Reaps ended workers, starts what can start, reads what workers wrote and tells the
     /// subscribers what changed.
     pub fn tick(&mut self) {
+        if self
+            .discovered
+            .is_none_or(|t| t.elapsed() >= DISCOVER_EVERY)
+        {
+            self.discover();
+        }
         for run in self.registry.runs_mut() {
             reap(run);
         }
@@ -318,6 +350,13 @@ fn refresh(run: &mut Run, updates: &broadcast::Sender<Arc<Update>>, listening: b
     let changes = run.tail.poll(listening);
     if let Some(state) = changes.state {
         run.state = state;
+    }
+    // A `thaw train` starts its queued runs when it has a slot: their workers are watched too.
+    if run.external
+        && run.worker.is_none()
+        && let Some(worker) = workers::adoptable(&run.state)
+    {
+        run.worker = Some(worker);
     }
     if run.groups.is_none() {
         run.groups = count_params(run);

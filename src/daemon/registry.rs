@@ -2,7 +2,8 @@
 //! added by `launch`, each run with its directory, its spec, what it last read from there and
 //! its worker if one runs.
 
-use std::path::Path;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
@@ -51,6 +52,10 @@ pub struct Run {
     pub transfer: Option<Vec<GroupTransfer>>,
     /// What clients were last told, to send only changes.
     pub announced: Option<RunInfo>,
+    /// Found on disk while the daemon ran, put there by a `thaw train`: the daemon shows it
+    /// and passes controls on to its worker, but does not start it, until it is asked to
+    /// (`thaw resume`, a launch that changes it).
+    pub external: bool,
 }
 
 impl Run {
@@ -83,6 +88,7 @@ impl Run {
             groups: None,
             transfer: None,
             announced: None,
+            external: false,
         })
     }
 
@@ -242,6 +248,8 @@ pub struct Session {
 #[derive(Debug, Default)]
 pub struct Registry {
     pub sessions: Vec<Session>,
+    /// Run directories [`Registry::discover`] could not read (said once, not tried again).
+    unreadable: HashSet<PathBuf>,
 }
 
 impl Registry {
@@ -254,8 +262,7 @@ impl Registry {
         };
         for entry in entries.flatten() {
             let dir = entry.path();
-            let file = dir.join("session.toml");
-            let Ok(meta) = std::fs::metadata(&file) else {
+            let Ok(meta) = std::fs::metadata(dir.join("session.toml")) else {
                 continue;
             };
             let name = entry.file_name().to_string_lossy().to_string();
@@ -264,22 +271,59 @@ impl Registry {
                 .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(0.0, |d| d.as_secs_f64());
-            let order = run_order(&file);
-            let mut runs = Vec::new();
-            for run_name in order {
-                match Run::open(&name, RunDir::new(dir.join("runs").join(&run_name))) {
-                    Ok(run) => runs.push(run),
-                    Err(e) => {
-                        super::log(&format!("session {name}: run {run_name} left out: {e:#}"))
-                    }
-                }
-            }
+            let runs = open_runs(&name, &dir, |_| true);
             found.push((launched, Session { name, runs }));
         }
         found.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
         Self {
             sessions: found.into_iter().map(|(_, s)| s).collect(),
+            unreadable: HashSet::new(),
         }
+    }
+
+    /// Adds what a `thaw train` wrote under `sessions_dir` since: new sessions, and new runs
+    /// of known ones, as [`Run::external`]. Returns where they were added, (session, run)
+    /// indices.
+    pub fn discover(&mut self, sessions_dir: &Path) -> Vec<(usize, usize)> {
+        let Ok(entries) = std::fs::read_dir(sessions_dir) else {
+            return Vec::new();
+        };
+        let mut added = Vec::new();
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            if !dir.join("session.toml").is_file() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().to_string();
+            let known: Vec<String> = self
+                .session(&name)
+                .map(|s| s.runs.iter().map(|r| r.name.clone()).collect())
+                .unwrap_or_default();
+            let unreadable = &mut self.unreadable;
+            let runs = open_runs(&name, &dir, |run| {
+                !known.iter().any(|k| k == run) && unreadable.insert(dir.join("runs").join(run))
+            });
+            if runs.is_empty() {
+                continue;
+            }
+            let si = match self.sessions.iter().position(|s| s.name == name) {
+                Some(si) => si,
+                None => {
+                    self.sessions.push(Session {
+                        name: name.clone(),
+                        runs: Vec::new(),
+                    });
+                    self.sessions.len() - 1
+                }
+            };
+            for mut run in runs {
+                self.unreadable.remove(&run.dir.root);
+                run.external = true;
+                self.sessions[si].runs.push(run);
+                added.push((si, self.sessions[si].runs.len() - 1));
+            }
+        }
+        added
     }
 
     pub fn session(&self, name: &str) -> Option<&Session> {
@@ -348,6 +392,24 @@ pub fn no_session(name: &str, known: &[&str]) -> String {
 
 /// The run names of a session, in its file's order (the file as launched); directories the
 /// file does not name come after, sorted.
+/// The runs of the session in `dir` that `wanted` names, in the session file's order; a run
+/// whose directory cannot be read is left out with a message.
+fn open_runs(session: &str, dir: &Path, mut wanted: impl FnMut(&str) -> bool) -> Vec<Run> {
+    let mut runs = Vec::new();
+    for run_name in run_order(&dir.join("session.toml")) {
+        if !wanted(&run_name) {
+            continue;
+        }
+        match Run::open(session, RunDir::new(dir.join("runs").join(&run_name))) {
+            Ok(run) => runs.push(run),
+            Err(e) => super::log(&format!(
+                "session {session}: run {run_name} left out: {e:#}"
+            )),
+        }
+    }
+    runs
+}
+
 fn run_order(session_file: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_to_string(session_file)
         .ok()

@@ -110,6 +110,8 @@ fn gpus_there(daemon: &Daemon, spec: &SessionSpec) -> Result<(), String> {
 }
 
 fn launch(daemon: &mut Daemon, spec: &SessionSpec, replace: bool) -> anyhow::Result<String> {
+    // A session a `thaw train` wrote since the last look is launched again, not replaced.
+    daemon.discover();
     may_launch(daemon, &spec.name, replace).map_err(anyhow::Error::msg)?;
     gpus_there(daemon, spec).map_err(anyhow::Error::msg)?;
     if !replace && daemon.registry.session(&spec.name).is_some() {
@@ -200,6 +202,7 @@ fn relaunch(daemon: &mut Daemon, spec: &SessionSpec) -> anyhow::Result<String> {
         // The same run, history and all, with the settings `prepare` wrote into its directory.
         run.spec = wanted.clone();
         run.device = wanted.device;
+        run.external = false;
         run.groups = None;
         run.transfer = None;
         run.set_status(RunStatus::Queued, Some("queued".into()))?;

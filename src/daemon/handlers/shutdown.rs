@@ -18,7 +18,8 @@ pub async fn handle(shared: &Arc<Shared>, stream: &mut UnixStream) -> Result<(),
         let mut daemon = shared.lock();
         daemon.shutting_down = true;
         let mut asked = Vec::new();
-        for run in daemon.registry.runs() {
+        // A `thaw train`'s workers are its own, not the daemon's to stop.
+        for run in daemon.registry.runs().filter(|r| !r.external) {
             if let Some(worker) = &run.worker {
                 worker.signal(libc::SIGTERM);
                 asked.push(run.full_name());
@@ -38,7 +39,7 @@ pub async fn handle(shared: &Arc<Shared>, stream: &mut UnixStream) -> Result<(),
                 .registry
                 .runs()
                 // A job sbatch is submitting is waited for too, so it is watched again.
-                .filter(|r| r.worker.is_some() || r.submitting.is_some())
+                .filter(|r| !r.external && (r.worker.is_some() || r.submitting.is_some()))
                 .map(|r| r.full_name())
                 .collect()
         };

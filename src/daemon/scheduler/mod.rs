@@ -71,7 +71,9 @@ pub fn placement(device: DeviceSpec, gpus: &[GpuInfo]) -> Placement {
 
 /// Whether a run is the daemon's to start: launched or resumed, not started yet.
 pub fn pending(run: &Run) -> bool {
-    !run.is_live() && matches!(run.state.status, RunStatus::Queued | RunStatus::Waiting)
+    !run.is_live()
+        && !run.external
+        && matches!(run.state.status, RunStatus::Queued | RunStatus::Waiting)
 }
 
 /// Starts what can start; marks the rest queued or waiting with the reason.
@@ -305,6 +307,8 @@ fn start(
 /// Queues an interrupted, failed or stopped run again: its worker resumes from the run's last
 /// checkpoint, with its frozen groups and metric history. Returns where it resumes from.
 pub fn requeue(run: &mut Run, unpause: bool) -> Result<String> {
+    // Asked of the daemon: from now on it is the daemon's to start.
+    run.external = false;
     run.change_desired(|d| {
         d.stop = false;
         if unpause {

@@ -48,12 +48,12 @@ fn session(dir: &std::path::Path, text: &str) -> Registry {
         .into_iter()
         .map(|d| Run::open("s", d).unwrap())
         .collect();
-    Registry {
-        sessions: vec![Session {
-            name: "s".into(),
-            runs,
-        }],
-    }
+    let mut registry = Registry::default();
+    registry.sessions = vec![Session {
+        name: "s".into(),
+        runs,
+    }];
+    registry
 }
 
 #[test]
