@@ -135,7 +135,11 @@ pub fn settle(run: &mut Run, pid: u32, exit: Exit) -> Result<()> {
         run.state.status,
         RunStatus::Finished | RunStatus::Stopped | RunStatus::Failed | RunStatus::Interrupted
     );
-    if ended && !(run.state.status == RunStatus::Finished && exit != Exit::Code(0)) {
+    // What the worker recorded stands, unless its exit status says it failed after writing
+    // `finished`. An adopted worker's exit status is not known: its record stands.
+    let failed_after_finishing =
+        run.state.status == RunStatus::Finished && !matches!(exit, Exit::Code(0) | Exit::Unknown);
+    if ended && !failed_after_finishing {
         return Ok(());
     }
     // A worker that failed at once may have written its state before the daemon's record of

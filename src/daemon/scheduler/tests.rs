@@ -378,3 +378,42 @@ name = "here"
     assert_eq!(runs[2].state.status, RunStatus::Running);
     kill(&mut registry.sessions[0].runs[2]);
 }
+
+/// How a worker ended is what it recorded: an adopted worker's exit status is not known, so a
+/// run it finished stays finished; a child that exited with an error after writing `finished`
+/// failed; one that recorded nothing failed saying how it ended.
+#[test]
+fn an_ended_worker_s_record_stands_unless_its_exit_says_otherwise() {
+    use crate::daemon::workers::{Exit, settle};
+    use crate::engine::rundir::RunState;
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = registry(dir.path());
+    let run = &mut registry.sessions[0].runs[0];
+    let finished = RunState::before_training(RunStatus::Finished, None);
+    run.dir.write_state(&finished).unwrap();
+    settle(run, 7, Exit::Unknown).unwrap();
+    assert_eq!(run.dir.read_state().unwrap().status, RunStatus::Finished);
+    settle(run, 7, Exit::Code(0)).unwrap();
+    assert_eq!(run.dir.read_state().unwrap().status, RunStatus::Finished);
+    settle(run, 7, Exit::Code(3)).unwrap();
+    let state = run.dir.read_state().unwrap();
+    assert_eq!(state.status, RunStatus::Failed);
+    assert!(
+        state
+            .message
+            .unwrap()
+            .starts_with("the worker (pid 7) exited with status 3"),
+    );
+
+    let running = RunState::before_training(RunStatus::Running, None);
+    run.dir.write_state(&running).unwrap();
+    settle(run, 7, Exit::Unknown).unwrap();
+    let state = run.dir.read_state().unwrap();
+    assert_eq!(state.status, RunStatus::Failed);
+    assert!(
+        state
+            .message
+            .unwrap()
+            .starts_with("the worker (pid 7) ended without recording why"),
+    );
+}
