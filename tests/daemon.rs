@@ -14,7 +14,8 @@ use common::{events, train_losses, wait_exit};
 use thaw::client::Client;
 use thaw::engine::rundir::{RunDir, RunStatus};
 use thaw::protocol::{
-    Hello, MAX_FRAME, Request, Response, RunSnapshot, Update, Welcome, read_frame, write_frame,
+    Control, Hello, MAX_FRAME, Request, Response, RunSnapshot, Update, Welcome, read_frame,
+    write_frame,
 };
 
 /// A session of small, quick MLP runs; `runs` are appended as `[[runs]]` tables.
@@ -274,6 +275,19 @@ fn after_a_reboot_runs_are_interrupted_and_resume_all_continues_them_exactly() {
     // Each is paused as soon as it is past one, whichever gets there first: seen in its
     // state.json, which the worker writes at every logged step (`status` goes through the
     // daemon, whose view lags its workers' on a loaded machine: run b once finished unseen).
+    // Asked over the socket from here: starting a `thaw pause` process takes seconds on a
+    // loaded machine, in which a run could finish.
+    let mut client = Client::connect(&d.paths()).expect("connect");
+    let mut pause = |run: &str| {
+        let request = Request::Control {
+            run: format!("reboot/{run}"),
+            control: Control::Pause,
+        };
+        match client.request(&request).expect("an answer") {
+            Response::Done { .. } => {}
+            other => panic!("pause {run}: {other:?}"),
+        }
+    };
     let start = std::time::Instant::now();
     let mut paused = [false, false];
     while !paused.iter().all(|p| *p) {
@@ -284,7 +298,7 @@ fn after_a_reboot_runs_are_interrupted_and_resume_all_continues_them_exactly() {
         for (i, run) in ["a", "b"].iter().enumerate() {
             let step = d.run_dir("reboot", run).read_state().map_or(0, |s| s.step);
             if !paused[i] && step >= 5 {
-                d.ok(&["pause", run]);
+                pause(run);
                 paused[i] = true;
             }
         }
