@@ -9,7 +9,7 @@ use anyhow::{Result, bail};
 
 use crate::daemon::registry::{Registry, Run};
 use crate::daemon::tail::{FileTail, Tailed};
-use crate::daemon::workers::alive;
+use crate::daemon::workers::adoptable;
 use crate::engine::rundir::{Event, RunStatus, hostname};
 use crate::gpu::{GpuInventory, GpuStats};
 use crate::paths::Paths;
@@ -150,16 +150,16 @@ enum Worker {
 
 fn worker(run: &Run) -> Worker {
     let state = &run.state;
+    if let Some(worker) = adoptable(state) {
+        return Worker::Alive(worker.pid());
+    }
     let live = matches!(
         state.status,
         RunStatus::Running | RunStatus::Paused | RunStatus::Checkpointing
     );
-    if !live || state.host != hostname() {
-        return Worker::None;
-    }
-    match alive(state.pid, state.pid_start) {
-        true => Worker::Alive(state.pid),
-        false => Worker::Gone(format!(
+    match live && state.host == hostname() {
+        false => Worker::None,
+        true => Worker::Gone(format!(
             "the worker (pid {} on {}) is gone; its last checkpoint is kept: `thaw train` on its file again, or `thaw up` then `thaw resume {}`, goes on from it",
             state.pid,
             state.host,

@@ -395,25 +395,17 @@ fn an_ended_worker_s_record_stands_unless_its_exit_says_otherwise() {
     assert_eq!(run.dir.read_state().unwrap().status, RunStatus::Finished);
     settle(run, 7, Exit::Code(0)).unwrap();
     assert_eq!(run.dir.read_state().unwrap().status, RunStatus::Finished);
+    let failed_saying = |run: &Run, why: &str| {
+        let state = run.dir.read_state().unwrap();
+        assert_eq!(state.status, RunStatus::Failed);
+        let message = state.message.unwrap();
+        assert!(message.starts_with(why), "{message}");
+    };
     settle(run, 7, Exit::Code(3)).unwrap();
-    let state = run.dir.read_state().unwrap();
-    assert_eq!(state.status, RunStatus::Failed);
-    assert!(
-        state
-            .message
-            .unwrap()
-            .starts_with("the worker (pid 7) exited with status 3"),
-    );
+    failed_saying(run, "the worker (pid 7) exited with status 3");
 
     let running = RunState::before_training(RunStatus::Running, None);
     run.dir.write_state(&running).unwrap();
     settle(run, 7, Exit::Unknown).unwrap();
-    let state = run.dir.read_state().unwrap();
-    assert_eq!(state.status, RunStatus::Failed);
-    assert!(
-        state
-            .message
-            .unwrap()
-            .starts_with("the worker (pid 7) ended without recording why"),
-    );
+    failed_saying(run, "the worker (pid 7) ended without recording why");
 }
