@@ -30,13 +30,20 @@ pub enum ClientError {
         daemon_version: String,
         pid: u32,
     },
+    /// Not a `source`: the message already holds the frame error's, and `{:#}` would say it twice.
     #[error("talking to the thaw daemon: {0}")]
-    Frame(#[from] FrameError),
+    Frame(FrameError),
     #[error("cannot connect to the thaw daemon at {path}: {source}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl From<FrameError> for ClientError {
+    fn from(e: FrameError) -> Self {
+        Self::Frame(e)
+    }
 }
 
 /// The daemon's socket.
@@ -78,6 +85,11 @@ impl Client {
             (e, Ok(())) => match e {
                 FrameError::Closed => {
                     ClientError::Refused("it closed the connection during the handshake".into())
+                }
+                // A daemon dying as we connect (its listening socket closed with this
+                // connection still unaccepted) resets it: there is no daemon any more.
+                FrameError::Io(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    ClientError::NotRunning
                 }
                 other => ClientError::Frame(other),
             },
@@ -133,5 +145,37 @@ impl Iterator for Responses {
             Err(FrameError::Closed) => None,
             Err(e) => Some(Err(e.into())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A daemon killed while a client connects: the connection sat unaccepted in the
+    /// listener's backlog and is reset when the listener closes.
+    #[test]
+    fn a_connection_reset_by_a_dying_daemon_is_no_daemon() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("thaw.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let dies = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(listener);
+        });
+        let err = Client::connect_to(&socket).err().unwrap();
+        dies.join().unwrap();
+        assert!(matches!(err, ClientError::NotRunning), "{err}");
+    }
+
+    #[test]
+    fn a_frame_error_is_said_once() {
+        let err = anyhow::Error::from(ClientError::from(FrameError::Io(
+            std::io::ErrorKind::BrokenPipe.into(),
+        )));
+        assert_eq!(
+            format!("{err:#}"),
+            "talking to the thaw daemon: broken pipe"
+        );
     }
 }
