@@ -92,22 +92,17 @@ pub fn main(args: TrainArgs) -> Result<i32> {
         })
         .collect();
     for (slot, spec) in slots.iter_mut().zip(&spec.runs) {
-        // A finished run given more epochs in the file trains on from its last checkpoint;
-        // one that stopped early, only with more patience.
-        let Ok(state) = slot.run.read_state() else {
-            continue;
-        };
-        let early = stopped_early(&slot.run, spec);
-        if state.status == RunStatus::Finished && (state.epoch >= spec.epochs || early) {
-            println!(
-                "{}: already finished{} (step {}); skipped",
-                slot.name,
-                if early { " early" } else { "" },
-                state.step
-            );
+        if let Some(done) = finished_for_good(&slot.run, spec) {
+            println!("{}: {done}; skipped", slot.name);
             slot.result = Some(RunStatus::Finished);
         }
     }
+    // A daemon started now, or watching already, leaves these runs to this command.
+    let _claims = slots
+        .iter()
+        .filter(|s| s.result.is_none())
+        .map(|s| crate::worker::claim_for_train(&s.run))
+        .collect::<Result<Vec<_>>>()?;
     let live = std::io::stdout().is_terminal();
     let mut drawn_lines = 0;
     loop {
@@ -156,6 +151,21 @@ pub fn main(args: TrainArgs) -> Result<i32> {
         std::thread::sleep(Duration::from_millis(250));
     }
     summary(&slots)
+}
+
+/// How a finished run is done, when these settings give it nothing more to train (`already
+/// finished (step N)`). A finished run given more epochs trains on from its last checkpoint;
+/// one that stopped early, only with more patience.
+pub fn finished_for_good(run: &RunDir, spec: &RunSpec) -> Option<String> {
+    let state = run.read_state().ok()?;
+    let early = stopped_early(run, spec);
+    (state.status == RunStatus::Finished && (state.epoch >= spec.epochs || early)).then(|| {
+        format!(
+            "already finished{} (step {})",
+            if early { " early" } else { "" },
+            state.step
+        )
+    })
 }
 
 /// Whether the run's last checkpoint has had `early_stop_patience` validations without a better

@@ -91,6 +91,43 @@ fn held(file: &std::fs::File) -> bool {
     unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
 }
 
+/// `RUN_DIR/train.lock`: held (shared) by each `thaw train` that will train the run, for as
+/// long as it runs, so that a daemon leaves the run to it.
+fn train_lock(run: &RunDir) -> std::path::PathBuf {
+    run.root.join("train.lock")
+}
+
+/// Claims `run` for this `thaw train` until the file returned is dropped (the kernel lets go
+/// however the process ends). Shared: two `thaw train`s of one run are told apart by the
+/// worker lock.
+pub fn claim_for_train(run: &RunDir) -> Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let path = train_lock(run);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+    // SAFETY: flock on the descriptor just opened; blocking only while a daemon looks.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH) } != 0 {
+        anyhow::bail!(
+            "cannot lock {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(file)
+}
+
+/// Whether a `thaw train` on this machine means to train `run` (see [`claim_for_train`]).
+pub fn claimed_by_train(run: &RunDir) -> bool {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(train_lock(run))
+        .is_ok_and(|file| held(&file))
+}
+
 fn worker_pid(run: &RunDir) -> String {
     run.read_state()
         .map(|s| s.pid.to_string())

@@ -940,3 +940,55 @@ fn the_daemon_shows_and_steers_a_thaw_train_started_after_it_but_leaves_it_runni
     unsafe { libc::kill(-(train.id() as i32), libc::SIGINT) };
     assert_eq!(wait_exit(&mut train, 120), 130);
 }
+
+/// A `thaw train` running when the daemon starts: its session is on disk and looks like one
+/// the daemon launched, but its runs are claimed (`train.lock`), so the daemon, with a free
+/// slot, starts none of them and watches the worker the `thaw train` starts later instead.
+#[test]
+fn a_daemon_started_during_a_thaw_train_leaves_its_queued_runs_to_it() {
+    use std::os::unix::process::CommandExt;
+    // Two slots: one for the adopted worker of a, one free for b.
+    let d = Daemon::stopped(2);
+    let file = d
+        .home
+        .write("early.toml", &session("early", 500, &runs(&["a", "b"])));
+    let mut train = d
+        .home
+        .thaw()
+        .args(["train", file.to_str().unwrap(), "--jobs", "1"])
+        .process_group(0)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(60, "a training", || {
+        d.run_dir("early", "a")
+            .read_state()
+            .is_ok_and(|s| s.status == RunStatus::Running && s.step >= 1)
+    });
+    d.ok(&["up"]);
+    // Long enough for the daemon to have scheduled (it looks every 250 ms).
+    std::thread::sleep(Duration::from_secs(3));
+    let b = d.run("early/b");
+    assert!(b.status == RunStatus::Queued && b.pid.is_none(), "{b:?}");
+    // a stopped through the daemon, the thaw train's slot frees and it starts b itself.
+    d.ok(&["stop", "early/a"]);
+    let b = d.wait_run("early/b", 120, "b started by the thaw train", |r| {
+        r.status == RunStatus::Running && r.pid.is_some()
+    });
+    assert_eq!(
+        parent(b.pid.unwrap()),
+        train.id(),
+        "b's worker is the thaw train's child"
+    );
+    d.ok(&["stop", "early/b"]);
+    assert_eq!(wait_exit(&mut train, 120), 0, "both runs stopped");
+    let log = std::fs::read_to_string(d.home.path().join("data/daemon.log")).unwrap();
+    assert!(!log.contains("started worker"), "{log}");
+}
+
+/// A process's parent, from `/proc`.
+fn parent(pid: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let (_, rest) = stat.rsplit_once(')').unwrap();
+    rest.split_whitespace().nth(1).unwrap().parse().unwrap()
+}

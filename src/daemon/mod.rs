@@ -149,6 +149,7 @@ impl Daemon {
             for run in daemon.registry.runs_mut() {
                 if run.state.status == RunStatus::Interrupted
                     && !run.is_live()
+                    && !run.external
                     && let Err(e) = scheduler::requeue(run, false)
                 {
                     log(&format!("{}: cannot resume: {e:#}", run.full_name()));

@@ -2,7 +2,7 @@
 //! added by `launch`, each run with its directory, its spec, what it last read from there and
 //! its worker if one runs.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -52,9 +52,9 @@ pub struct Run {
     pub transfer: Option<Vec<GroupTransfer>>,
     /// What clients were last told, to send only changes.
     pub announced: Option<RunInfo>,
-    /// Found on disk while the daemon ran, put there by a `thaw train`: the daemon shows it
-    /// and passes controls on to its worker, but does not start it, until it is asked to
-    /// (`thaw resume`, a launch that changes it).
+    /// A `thaw train`'s: found on disk while the daemon ran, or claimed by a `thaw train`
+    /// running (its `train.lock`). The daemon shows it and passes controls on to its worker,
+    /// but does not start it, until it is asked to (`thaw resume`, a launch that changes it).
     pub external: bool,
 }
 
@@ -69,6 +69,7 @@ impl Run {
             DesiredRead::Good(desired) => desired,
             _ => Desired::default(),
         };
+        let external = crate::worker::claimed_by_train(&dir);
         Ok(Self {
             session: session.to_string(),
             name: spec.name.clone(),
@@ -88,7 +89,7 @@ impl Run {
             groups: None,
             transfer: None,
             announced: None,
-            external: false,
+            external,
         })
     }
 
@@ -248,8 +249,9 @@ pub struct Session {
 #[derive(Debug, Default)]
 pub struct Registry {
     pub sessions: Vec<Session>,
-    /// Run directories [`Registry::discover`] could not read (said once, not tried again).
-    unreadable: HashSet<PathBuf>,
+    /// Run directories [`Registry::discover`] could not read, with their `spec.toml`'s time
+    /// then: said once, tried again when the file changes.
+    unreadable: HashMap<PathBuf, Option<std::time::SystemTime>>,
 }
 
 impl Registry {
@@ -277,7 +279,7 @@ impl Registry {
         found.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
         Self {
             sessions: found.into_iter().map(|(_, s)| s).collect(),
-            unreadable: HashSet::new(),
+            unreadable: HashMap::new(),
         }
     }
 
@@ -301,7 +303,14 @@ impl Registry {
                 .unwrap_or_default();
             let unreadable = &mut self.unreadable;
             let runs = open_runs(&name, &dir, |run| {
-                !known.iter().any(|k| k == run) && unreadable.insert(dir.join("runs").join(run))
+                if known.iter().any(|k| k == run) {
+                    return false;
+                }
+                let root = dir.join("runs").join(run);
+                let written = std::fs::metadata(root.join("spec.toml"))
+                    .and_then(|m| m.modified())
+                    .ok();
+                unreadable.insert(root, written) != Some(written)
             });
             if runs.is_empty() {
                 continue;
@@ -390,8 +399,6 @@ pub fn no_session(name: &str, known: &[&str]) -> String {
     }
 }
 
-/// The run names of a session, in its file's order (the file as launched); directories the
-/// file does not name come after, sorted.
 /// The runs of the session in `dir` that `wanted` names, in the session file's order; a run
 /// whose directory cannot be read is left out with a message.
 fn open_runs(session: &str, dir: &Path, mut wanted: impl FnMut(&str) -> bool) -> Vec<Run> {
@@ -410,6 +417,8 @@ fn open_runs(session: &str, dir: &Path, mut wanted: impl FnMut(&str) -> bool) ->
     runs
 }
 
+/// The run names of a session, in its file's order (the file as launched); directories the
+/// file does not name come after, sorted.
 fn run_order(session_file: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_to_string(session_file)
         .ok()
@@ -432,4 +441,45 @@ fn run_order(session_file: &Path) -> Vec<String> {
     names.retain(|n| runs_dir.join(n).join("spec.toml").is_file());
     names.extend(rest);
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{SessionSpec, store};
+
+    /// A run directory that cannot be read is left out (and said once), then found when its
+    /// `spec.toml` is written again.
+    #[test]
+    fn an_unreadable_run_is_found_once_its_spec_is_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "name = \"s\"\n[defaults]\nmodel = \"mlp\"\n[[runs]]\nname = \"a\"\n";
+        let spec = SessionSpec::parse(text, &dir.path().join("s.toml")).unwrap();
+        let paths = crate::paths::Paths {
+            data: dir.path().join("data"),
+            config: dir.path().join("config"),
+            runtime: dir.path().join("run"),
+        };
+        let run = store::prepare(&paths, &spec).unwrap().runs.remove(0);
+        let good = std::fs::read_to_string(run.spec()).unwrap();
+        let set = |text: &str, secs: u64| {
+            std::fs::write(run.spec(), text).unwrap();
+            let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            let file = std::fs::File::options()
+                .write(true)
+                .open(run.spec())
+                .unwrap();
+            file.set_modified(time).unwrap();
+        };
+        let sessions = paths.data.join("sessions");
+        let mut registry = Registry::default();
+        set("model = ", 1000);
+        assert!(registry.discover(&sessions).is_empty());
+        set(&good, 1000);
+        assert!(registry.discover(&sessions).is_empty(), "not read again");
+        set(&good, 2000);
+        assert_eq!(registry.discover(&sessions), vec![(0, 0)]);
+        assert!(registry.sessions[0].runs[0].external);
+        assert!(registry.discover(&sessions).is_empty(), "known now");
+    }
 }

@@ -107,6 +107,17 @@ pub fn schedule(registry: &mut Registry, capacity: &Capacity, launch: &mut Launc
             if !pending(&registry.sessions[si].runs[ri]) {
                 continue;
             }
+            // A `thaw train` started on runs the daemon knows (launched through it, say) is
+            // training them: it is left to, rather than raced by a second worker.
+            let run = &mut registry.sessions[si].runs[ri];
+            if crate::worker::claimed_by_train(&run.dir) {
+                run.external = true;
+                super::log(&format!(
+                    "{}: left to the `thaw train` that claimed it",
+                    run.full_name()
+                ));
+                continue;
+            }
             let run = &registry.sessions[si].runs[ri];
             match dependency(&registry.sessions[si].runs, ri) {
                 Dependency::Ready if run.on_slurm() => {

@@ -409,3 +409,20 @@ fn an_ended_worker_s_record_stands_unless_its_exit_says_otherwise() {
     settle(run, 7, Exit::Unknown).unwrap();
     failed_saying(run, "the worker (pid 7) ended without recording why");
 }
+
+/// A run a `thaw train` has claimed (launched through the daemon, then trained by hand) is
+/// left to it: no second worker is started, and the daemon watches it as the `thaw train`'s.
+#[test]
+fn a_run_a_thaw_train_claimed_is_not_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = registry(dir.path());
+    let claim = crate::worker::claim_for_train(&registry.sessions[0].runs[0].dir).unwrap();
+    schedule(&mut registry, &cpu_only(2), &mut no_spawn).unwrap();
+    let pre = &registry.sessions[0].runs[0];
+    assert!(pre.external && !pre.is_live());
+    assert_eq!(pre.state.status, RunStatus::Queued);
+    // Read again (a daemon started later), it is the `thaw train`'s from the start.
+    assert!(Run::open("s", pre.dir.clone()).unwrap().external);
+    drop(claim);
+    assert!(!Run::open("s", pre.dir.clone()).unwrap().external);
+}
