@@ -992,3 +992,42 @@ fn parent(pid: u32) -> u32 {
     let (_, rest) = stat.rsplit_once(')').unwrap();
     rest.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
+
+/// A finished run whose file changes only what it would train with (its rate) has nothing
+/// more to train: it stays finished, no worker is started for it; more epochs train it on.
+#[test]
+fn a_finished_run_launched_again_trains_on_only_when_given_more_epochs() {
+    let d = Daemon::up(1);
+    let text = session("done", 1, &runs(&["a"]));
+    d.launch("done.toml", &text);
+    d.wait_run("done/a", 120, "a finished", |r| {
+        r.status == RunStatus::Finished
+    });
+    let dir = d.run_dir("done", "a");
+    let file = d.home.write(
+        "done.toml",
+        &text.replace("seed = 5", "seed = 5\nlr = 0.0005"),
+    );
+    let said = d.ok(&["launch", file.to_str().unwrap()]);
+    assert!(
+        said.contains("lr 0.001 -> 0.0005")
+            && said.contains("(not queued: already finished (step ")
+            && said.contains("raise its epochs to train on)"),
+        "{said}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(d.run("done/a").status, RunStatus::Finished);
+    assert_eq!(events(&dir, "finished").len(), 1, "no worker started again");
+
+    let text = text.replace("epochs = 1", "epochs = 2");
+    let file = d.home.write("done.toml", &text);
+    let said = d.ok(&["launch", file.to_str().unwrap()]);
+    assert!(
+        said.contains("epochs 1 -> 2") && said.contains("(queued)"),
+        "{said}"
+    );
+    d.wait_run("done/a", 120, "a trained its second epoch", |r| {
+        r.status == RunStatus::Finished && r.epoch == 2
+    });
+    assert_eq!(events(&dir, "finished").len(), 2);
+}

@@ -202,11 +202,19 @@ fn relaunch(daemon: &mut Daemon, spec: &SessionSpec) -> anyhow::Result<String> {
         // The same run, history and all, with the settings `prepare` wrote into its directory.
         run.spec = wanted.clone();
         run.device = wanted.device;
-        run.external = false;
         run.groups = None;
         run.transfer = None;
+        // A finished run the change gives nothing more to train (its rate, say) stays
+        // finished, with the settings kept for when it is given more epochs.
+        if let Some(done) = crate::train::finished_for_good(&run.dir, wanted) {
+            changed.push(format!(
+                "{line} (not queued: {done}; raise its epochs to train on)"
+            ));
+            continue;
+        }
+        run.external = false;
         run.set_status(RunStatus::Queued, Some("queued".into()))?;
-        changed.push(line.clone());
+        changed.push(format!("{line} (queued)"));
     }
     // Runs the file no longer has stay, as they are: said, so the user is not surprised.
     let kept: Vec<String> = session
@@ -226,11 +234,7 @@ fn relaunch(daemon: &mut Daemon, spec: &SessionSpec) -> anyhow::Result<String> {
         true => "no new runs".to_string(),
         false => format!("new: {} (queued)", added.join(", ")),
     }];
-    said.extend(
-        changed
-            .iter()
-            .map(|line| format!("changed: {line} (queued)")),
-    );
+    said.extend(changed.iter().map(|line| format!("changed: {line}")));
     if changed.is_empty() {
         said.push("no run's settings changed".into());
     }
