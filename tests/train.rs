@@ -174,6 +174,18 @@ fn bad_session_files_are_refused_with_file_line_and_key() {
             &["bad.toml:6", "`lr_step_gamma`", "(0, 1]"],
         ),
         (
+            "[[runs]]\nname = \"a\"\ngrad_clip_norm = 0.0\n",
+            &[
+                "bad.toml:6",
+                "`grad_clip_norm`",
+                "positive number such as 1.0",
+            ],
+        ),
+        (
+            "[[runs]]\nname = \"a\"\ngrad_clip_norm = inf\n",
+            &["bad.toml:6", "`grad_clip_norm`", "positive number"],
+        ),
+        (
             "[[runs]]\nname = \"a\"\nearly_stop_patience = 0\n",
             &["bad.toml:6", "`early_stop_patience`", "at least 1"],
         ),
@@ -703,6 +715,56 @@ fn early_stopping_ends_a_run_that_no_longer_improves_after_its_last_thaw() {
 /// A run tried on one device goes on on another from its checkpoint (with LibTorch built in,
 /// flex to tch:cpu, as a CPU run would move to `tch:cuda:0`): model, BatchNorm statistics and
 /// Adam's moments carry over.
+/// `grad_clip_norm` reaches the step: SGD with its gradients clipped to a tiny norm ends where
+/// a run with every group frozen does (its starting weights, the same seed), while the same run
+/// unclipped has learned.
+#[test]
+fn a_run_with_its_gradients_clipped_to_a_tiny_norm_stays_at_its_starting_weights() {
+    let home = Home::new();
+    let file = home.write(
+        "clip.toml",
+        r#"name = "clip"
+[defaults]
+model = "mlp"
+data = "demo:shapes-small"
+image_size = 16
+epochs = 1
+batch_size = 16
+optimizer = "sgd"
+lr = 0.1
+device = "flex"
+seed = 2
+[[runs]]
+name = "free"
+[[runs]]
+name = "clipped"
+grad_clip_norm = 1e-7
+[[runs]]
+name = "frozen"
+freeze = ["stem", "hidden", "head"]
+"#,
+    );
+    let out = home.run_cmd(&["train", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let val_loss = |run: &str| {
+        home.run_dir("clip", run)
+            .read_state()
+            .unwrap()
+            .val_loss
+            .unwrap()
+    };
+    let (free, clipped, frozen) = (val_loss("free"), val_loss("clipped"), val_loss("frozen"));
+    assert!(
+        (clipped - frozen).abs() < 1e-4,
+        "clipped {clipped}, frozen {frozen}"
+    );
+    assert!((free - frozen).abs() > 1e-2, "free {free}, frozen {frozen}");
+}
+
 #[test]
 fn a_trained_run_moves_to_another_device_from_its_checkpoint() {
     let to = match cfg!(feature = "tch") {

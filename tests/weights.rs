@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use burn::module::Module;
@@ -12,33 +12,9 @@ use thaw::engine::model::{
 };
 use thaw::engine::weights::{TransferReport, TransferRules, WeightsFile, transfer};
 
-/// The Python with torch and torchvision: THAW_PYTHON, else CI's virtual environment.
-fn python() -> Option<PathBuf> {
-    let candidate = std::env::var_os("THAW_PYTHON")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let home = std::env::var_os("HOME")?;
-            Some(Path::new(&home).join(".cache/thaw-ci/venv/bin/python"))
-        })?;
-    let ok = Command::new(&candidate)
-        .args(["-c", "import torch, torchvision, safetensors"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return Some(candidate);
-    }
-    assert!(
-        std::env::var_os("THAW_REQUIRE_TORCH").is_none(),
-        "THAW_REQUIRE_TORCH is set but {} has no torch/torchvision",
-        candidate.display()
-    );
-    eprintln!("\n*** SKIPPED: no Python with torch and torchvision (set THAW_PYTHON) ***\n");
-    None
-}
-
 /// PyTorch's files, written once per test into a temporary folder.
 fn pytorch_files() -> Option<tempfile::TempDir> {
-    let python = python()?;
+    let python = common::python()?;
     let dir = tempfile::tempdir().unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pytorch/write_resnet18.py");
     let out = Command::new(python)
@@ -535,7 +511,7 @@ fn an_export_loads_into_torchvision_and_gives_pytorchs_logits() {
         String::from_utf8_lossy(&done.stderr)
     );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pytorch/check_export.py");
-    let checked = Command::new(python().unwrap())
+    let checked = Command::new(common::python().unwrap())
         .arg(script)
         .arg(&out)
         .arg(torch.path().join("io.safetensors"))

@@ -60,6 +60,10 @@ pub struct RunSpec {
     pub momentum: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weight_decay: Option<f64>,
+    /// Gradients scaled down to this global L2 norm before each update (PyTorch's
+    /// `clip_grad_norm_`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grad_clip_norm: Option<f64>,
     #[serde(with = "as_string")]
     pub lr_schedule: LrSchedule,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -109,6 +113,7 @@ impl Default for RunSpec {
             optimizer: OptimizerKind::Adam,
             momentum: 0.9,
             weight_decay: None,
+            grad_clip_norm: None,
             lr_schedule: LrSchedule::Constant,
             lr_step_epochs: None,
             lr_step_gamma: 0.1,
@@ -379,6 +384,16 @@ impl RunSpec {
             return Err((
                 "weight_decay",
                 format!("{decay} is not a decay: use a number >= 0 such as 0.01"),
+            ));
+        }
+        if let Some(norm) = self.grad_clip_norm
+            && !(norm.is_finite() && norm > 0.0)
+        {
+            return Err((
+                "grad_clip_norm",
+                format!(
+                    "{norm} is not a gradient norm: use a positive number such as 1.0 (leave the key out not to clip)"
+                ),
             ));
         }
         if !(self.lr_step_gamma > 0.0 && self.lr_step_gamma <= 1.0) {

@@ -16,7 +16,7 @@ use crate::paths::Paths;
 /// GPU). Anything else (the model, the data and its split, the batch, the optimizer, the
 /// precision, the seed, ...) would not fit the checkpoint, or make a different experiment of
 /// this one's weights.
-pub const CHANGEABLE_AFTER_TRAINING: [&str; 16] = [
+pub const CHANGEABLE_AFTER_TRAINING: [&str; 17] = [
     "epochs",
     "device",
     "lr",
@@ -25,6 +25,7 @@ pub const CHANGEABLE_AFTER_TRAINING: [&str; 16] = [
     "lr_step_epochs",
     "lr_step_gamma",
     "warmup_steps",
+    "grad_clip_norm",
     "freeze",
     "unfreeze_at_epoch",
     "gradual_unfreeze",

@@ -182,3 +182,27 @@ pub fn wait_exit(child: &mut Child, secs: u64) -> i32 {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The Python with torch and torchvision: THAW_PYTHON, else CI's virtual environment.
+pub fn python() -> Option<PathBuf> {
+    let candidate = std::env::var_os("THAW_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let home = std::env::var_os("HOME")?;
+            Some(Path::new(&home).join(".cache/thaw-ci/venv/bin/python"))
+        })?;
+    let ok = Command::new(&candidate)
+        .args(["-c", "import torch, torchvision, safetensors"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return Some(candidate);
+    }
+    assert!(
+        std::env::var_os("THAW_REQUIRE_TORCH").is_none(),
+        "THAW_REQUIRE_TORCH is set but {} has no torch/torchvision",
+        candidate.display()
+    );
+    eprintln!("\n*** SKIPPED: no Python with torch and torchvision (set THAW_PYTHON) ***\n");
+    None
+}

@@ -509,7 +509,10 @@ impl<'a, M: Classifier> Trainer<'a, M> {
             // Everything frozen: nothing to differentiate or update.
             model
         } else {
-            let grads = step::gradients(&loss, &model);
+            let mut grads = step::gradients(&loss, &model);
+            if let Some(max_norm) = self.spec.grad_clip_norm {
+                step::clip_grad_norm(&mut grads, &model, max_norm);
+            }
             let rates = self.rates();
             self.optim.step(rates, model, grads)
         };

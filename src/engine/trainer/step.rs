@@ -1,11 +1,12 @@
 //! One optimisation step: batch to tensors, loss, gradients of the trainable groups, update.
 
-use burn::module::ParamGroup;
+use burn::module::{ModuleVisitor, Param, ParamGroup};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 use burn::tensor::activation::log_softmax;
 
 use crate::engine::data::Batch;
@@ -69,4 +70,55 @@ pub fn loss_and_correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> (Tensor<1>
 /// Gradients of the loss for the parameters that require them (frozen groups have none).
 pub fn gradients<M: Module>(loss: &Tensor<1>, model: &M) -> GradientsParams {
     GradientsParams::from_grads(loss.backward(), model)
+}
+
+/// Scales the gradients down so that their global L2 norm (over every parameter that has one:
+/// frozen groups have none) is at most `max_norm`, as PyTorch's `clip_grad_norm_` does:
+/// `g *= min(1, max_norm / (norm + 1e-6))`. Returns the norm before clipping. The sum of
+/// squares is taken in f32 whatever the run's precision, so that f16 gradients cannot overflow
+/// it.
+pub fn clip_grad_norm<M: Module>(grads: &mut GradientsParams, model: &M, max_norm: f64) -> f64 {
+    let mut squares = SumOfSquares { grads, sum: None };
+    model.visit(&mut squares);
+    let Some(sum) = squares.sum else {
+        return 0.0;
+    };
+    let norm = f64::from(sum.sqrt().into_scalar::<f32>());
+    let factor = max_norm / (norm + 1e-6);
+    // A norm that is not finite is left alone: the loss that follows says so, and the run
+    // goes back to its last good weights.
+    if norm.is_finite() && factor < 1.0 {
+        model.visit(&mut Scale { grads, factor });
+    }
+    norm
+}
+
+struct SumOfSquares<'a> {
+    grads: &'a GradientsParams,
+    sum: Option<Tensor<1>>,
+}
+
+impl ModuleVisitor for SumOfSquares<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(grad) = self.grads.get::<D>(param.id) {
+            let squares = grad.cast(FloatDType::F32).square().sum();
+            self.sum = Some(match self.sum.take() {
+                Some(sum) => sum + squares,
+                None => squares,
+            });
+        }
+    }
+}
+
+struct Scale<'a> {
+    grads: &'a mut GradientsParams,
+    factor: f64,
+}
+
+impl ModuleVisitor for Scale<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(grad) = self.grads.remove::<D>(param.id) {
+            self.grads.register(param.id, grad.mul_scalar(self.factor));
+        }
+    }
 }
