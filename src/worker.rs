@@ -103,12 +103,7 @@ fn train_lock(run: &RunDir) -> std::path::PathBuf {
 pub fn claim_for_train(run: &RunDir) -> Result<std::fs::File> {
     use std::os::fd::AsRawFd;
     let path = train_lock(run);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+    let file = open_lock(&path)?;
     // SAFETY: flock on the descriptor just opened; blocking only while a daemon looks.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH) } != 0 {
         anyhow::bail!(
@@ -128,6 +123,16 @@ pub fn claimed_by_train(run: &RunDir) -> bool {
         .is_ok_and(|file| held(&file))
 }
 
+/// A lock file, created if it is not there (its content is never read).
+fn open_lock(path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))
+}
+
 fn worker_pid(run: &RunDir) -> String {
     run.read_state()
         .map(|s| s.pid.to_string())
@@ -137,13 +142,7 @@ fn worker_pid(run: &RunDir) -> String {
 /// Holds `RUN_DIR/worker.lock` for the life of the process: two workers on one run directory
 /// (a `thaw train` beside the daemon, say) would corrupt each other's checkpoints.
 fn lock(run: &RunDir) -> Result<std::fs::File> {
-    let path = run.root.join("worker.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+    let file = open_lock(&run.root.join("worker.lock"))?;
     if held(&file) {
         anyhow::bail!(
             "another worker (pid {}) is already training {}: stop it first",

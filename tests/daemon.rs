@@ -892,18 +892,10 @@ fn a_gpu_the_machine_or_build_lacks_is_refused_at_launch_naming_what_is_missing(
 /// leaves its workers training on `thaw down`. Launching the same file does not discard it.
 #[test]
 fn the_daemon_shows_and_steers_a_thaw_train_started_after_it_but_leaves_it_running() {
-    use std::os::unix::process::CommandExt;
     let d = Daemon::up(2);
     let runs = "[[runs]]\nname = \"a\"\nepochs = 2\n[[runs]]\nname = \"b\"\n";
     let file = d.home.write("tt.toml", &session("tt", 500, runs));
-    let mut train = d
-        .home
-        .thaw()
-        .args(["train", file.to_str().unwrap(), "--jobs", "1"])
-        .process_group(0)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut train = train_one_at_a_time(&d, &file);
     wait_until(30, "the session found", || {
         d.status().iter().any(|r| r.session == "tt")
     });
@@ -946,20 +938,12 @@ fn the_daemon_shows_and_steers_a_thaw_train_started_after_it_but_leaves_it_runni
 /// slot, starts none of them and watches the worker the `thaw train` starts later instead.
 #[test]
 fn a_daemon_started_during_a_thaw_train_leaves_its_queued_runs_to_it() {
-    use std::os::unix::process::CommandExt;
     // Two slots: one for the adopted worker of a, one free for b.
     let d = Daemon::stopped(2);
     let file = d
         .home
         .write("early.toml", &session("early", 500, &runs(&["a", "b"])));
-    let mut train = d
-        .home
-        .thaw()
-        .args(["train", file.to_str().unwrap(), "--jobs", "1"])
-        .process_group(0)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut train = train_one_at_a_time(&d, &file);
     wait_until(60, "a training", || {
         d.run_dir("early", "a")
             .read_state()
@@ -984,6 +968,18 @@ fn a_daemon_started_during_a_thaw_train_leaves_its_queued_runs_to_it() {
     assert_eq!(wait_exit(&mut train, 120), 0, "both runs stopped");
     let log = std::fs::read_to_string(d.home.path().join("data/daemon.log")).unwrap();
     assert!(!log.contains("started worker"), "{log}");
+}
+
+/// `thaw train FILE --jobs 1` in its own process group (a Ctrl-C for it alone).
+fn train_one_at_a_time(d: &Daemon, file: &Path) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    d.home
+        .thaw()
+        .args(["train", file.to_str().unwrap(), "--jobs", "1"])
+        .process_group(0)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 /// A process's parent, from `/proc`.

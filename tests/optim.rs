@@ -3,8 +3,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
@@ -15,7 +13,7 @@ use thaw::engine::trainer::step;
 
 /// One batch through thaw's MLP, its gradients clipped to `max_norm` with `frozen` groups
 /// frozen, beside PyTorch's on the same weights and batch.
-fn clipped_beside_pytorch(python: &Path, max_norm: f64, frozen: &[&str]) {
+fn clipped_beside_pytorch(max_norm: f64, frozen: &[&str]) {
     let device = Device::flex().autodiff();
     device.seed(11);
     let shape = ModelShape {
@@ -61,18 +59,8 @@ fn clipped_beside_pytorch(python: &Path, max_norm: f64, frozen: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("case.json");
     std::fs::write(&file, case.to_string()).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pytorch/clip_step.py");
-    let out = Command::new(python)
-        .arg(script)
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = common::pytorch("clip_step.py", &[file.as_os_str()]);
+    let theirs: serde_json::Value = serde_json::from_slice(&out).unwrap();
 
     let their_norm = theirs["norm"].as_f64().unwrap();
     assert!(
@@ -111,12 +99,12 @@ fn grad(grads: &GradientsParams, id: burn::module::ParamId, rank: usize) -> Opti
 
 #[test]
 fn gradients_are_clipped_to_the_global_norm_as_pytorch_clips_them() {
-    let Some(python) = common::python() else {
+    if common::python().is_none() {
         return;
-    };
+    }
     // Well under the norm (every gradient scaled), above it (none), and with the first group
     // frozen: its parameters have no gradients and do not count towards the norm.
     for (max_norm, frozen) in [(0.05, &[][..]), (1e6, &[][..]), (0.05, &["stem"][..])] {
-        clipped_beside_pytorch(&python, max_norm, frozen);
+        clipped_beside_pytorch(max_norm, frozen);
     }
 }

@@ -3,7 +3,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use burn::module::Module;
 use burn::prelude::*;
@@ -14,19 +13,9 @@ use thaw::engine::weights::{TransferReport, TransferRules, WeightsFile, transfer
 
 /// PyTorch's files, written once per test into a temporary folder.
 fn pytorch_files() -> Option<tempfile::TempDir> {
-    let python = common::python()?;
+    common::python()?;
     let dir = tempfile::tempdir().unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pytorch/write_resnet18.py");
-    let out = Command::new(python)
-        .arg(script)
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::pytorch("write_resnet18.py", &[dir.path().as_os_str()]);
     Some(dir)
 }
 
@@ -510,20 +499,12 @@ fn an_export_loads_into_torchvision_and_gives_pytorchs_logits() {
         "{}",
         String::from_utf8_lossy(&done.stderr)
     );
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pytorch/check_export.py");
-    let checked = Command::new(common::python().unwrap())
-        .arg(script)
-        .arg(&out)
-        .arg(torch.path().join("io.safetensors"))
-        .arg("10")
-        .output()
-        .unwrap();
-    assert!(
-        checked.status.success(),
-        "torchvision refused the export: {}",
-        String::from_utf8_lossy(&checked.stderr)
+    let io = torch.path().join("io.safetensors");
+    let checked = common::pytorch(
+        "check_export.py",
+        &[out.as_os_str(), io.as_os_str(), "10".as_ref()],
     );
-    let result: serde_json::Value = serde_json::from_slice(&checked.stdout).unwrap();
+    let result: serde_json::Value = serde_json::from_slice(&checked).unwrap();
     let diff = result["max_diff"].as_f64().unwrap();
     assert!(
         diff < 1e-4,

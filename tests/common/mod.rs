@@ -206,3 +206,24 @@ pub fn python() -> Option<PathBuf> {
     eprintln!("\n*** SKIPPED: no Python with torch and torchvision (set THAW_PYTHON) ***\n");
     None
 }
+
+/// Runs `tests/pytorch/SCRIPT` with `args` on [`python`]'s interpreter (which must be there)
+/// and returns its standard output; its standard error is the panic message if it fails.
+pub fn pytorch(script: &str, args: &[&std::ffi::OsStr]) -> Vec<u8> {
+    let python = python().expect("a Python with torch");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/pytorch")
+        .join(script);
+    let out = Command::new(python)
+        .arg(&script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
