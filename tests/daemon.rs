@@ -954,6 +954,26 @@ fn a_daemon_started_during_a_thaw_train_leaves_its_queued_runs_to_it() {
     std::thread::sleep(Duration::from_secs(3));
     let b = d.run("early/b");
     assert!(b.status == RunStatus::Queued && b.pid.is_none(), "{b:?}");
+    let err = d.fails(&["remove", "early/b"]);
+    assert!(
+        err.contains("still to be trained by a `thaw train`"),
+        "{err}"
+    );
+    let text = session("early", 500, &runs(&["a", "b"]));
+    let changed = d.home.write(
+        "early-lr.toml",
+        &text.replace("name = \"b\"\n", "name = \"b\"\nlr = 0.0005\n"),
+    );
+    let err = d.fails(&["launch", changed.to_str().unwrap()]);
+    assert!(
+        err.contains("early/b is still to be trained by a `thaw train`"),
+        "{err}"
+    );
+    assert!(
+        !std::fs::read_to_string(d.run_dir("early", "b").spec())
+            .unwrap()
+            .contains("0.0005")
+    );
     // a stopped through the daemon, the thaw train's slot frees and it starts b itself.
     d.ok(&["stop", "early/a"]);
     let b = d.wait_run("early/b", 120, "b started by the thaw train", |r| {

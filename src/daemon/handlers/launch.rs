@@ -169,10 +169,20 @@ fn relaunch(daemon: &mut Daemon, spec: &SessionSpec) -> anyhow::Result<String> {
         .session(&spec.name)
         .context("the session is known")?;
     for run in &spec.runs {
-        if let Some(known) = session.runs.iter().find(|r| r.name == run.name)
-            && known.is_live()
-            && known.spec != *run
-        {
+        let Some(known) = session
+            .runs
+            .iter()
+            .find(|r| r.name == run.name && r.spec != *run)
+        else {
+            continue;
+        };
+        if !known.is_live() && crate::worker::claimed_by_train(&known.dir) {
+            anyhow::bail!(
+                "run {} is still to be trained by a `thaw train` that is running, and this session file changes its settings: stop that first (Ctrl-C), then launch again",
+                known.full_name()
+            );
+        }
+        if known.is_live() {
             anyhow::bail!(
                 "run {} trains and this session file changes its settings: stop it first (`thaw stop {}`), or change it as it trains (`thaw lr`, `thaw freeze`)",
                 known.full_name(),

@@ -114,9 +114,14 @@ fn busy(run: &Run) -> Option<String> {
             worker.pid()
         ));
     }
-    crate::worker::training(&run.dir).map(|pid| {
-        format!(
+    if let Some(pid) = crate::worker::training(&run.dir) {
+        return Some(format!(
             "run {name} is trained by another worker (pid {pid}, a `thaw train`?): stop that first"
+        ));
+    }
+    crate::worker::claimed_by_train(&run.dir).then(|| {
+        format!(
+            "run {name} is still to be trained by a `thaw train` that is running: stop that first (Ctrl-C), or let it finish"
         )
     })
 }
