@@ -30,6 +30,8 @@ struct Slot {
     child: Option<Worker>,
     last: Option<(RunStatus, usize)>,
     result: Option<RunStatus>,
+    /// Its `train.lock`, held until it has ended here (see [`crate::worker::claim_for_train`]).
+    claim: Option<std::fs::File>,
 }
 
 /// Runs the session's runs, `jobs` at a time; returns the process exit status.
@@ -89,6 +91,7 @@ pub fn main(args: TrainArgs) -> Result<i32> {
             child: None,
             last: None,
             result: None,
+            claim: None,
         })
         .collect();
     for (slot, spec) in slots.iter_mut().zip(&spec.runs) {
@@ -98,11 +101,9 @@ pub fn main(args: TrainArgs) -> Result<i32> {
         }
     }
     // A daemon started now, or watching already, leaves these runs to this command.
-    let _claims = slots
-        .iter()
-        .filter(|s| s.result.is_none())
-        .map(|s| crate::worker::claim_for_train(&s.run))
-        .collect::<Result<Vec<_>>>()?;
+    for slot in slots.iter_mut().filter(|s| s.result.is_none()) {
+        slot.claim = Some(crate::worker::claim_for_train(&slot.run)?);
+    }
     let live = std::io::stdout().is_terminal();
     let mut drawn_lines = 0;
     loop {
@@ -134,6 +135,10 @@ pub fn main(args: TrainArgs) -> Result<i32> {
         }
         for slot in &mut slots {
             reap(slot, &spec.name)?;
+            if slot.result.is_some() {
+                // Ended here: the run is free for the daemon (`thaw resume`) or `thaw remove`.
+                slot.claim = None;
+            }
         }
         if live {
             drawn_lines = draw(&slots, drawn_lines)?;

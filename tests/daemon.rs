@@ -984,6 +984,9 @@ fn a_daemon_started_during_a_thaw_train_leaves_its_queued_runs_to_it() {
         train.id(),
         "b's worker is the thaw train's child"
     );
+    // Ended in the thaw train, a is no longer claimed; b is until it ends.
+    let claimed = |run| thaw::worker::claimed_by_train(&d.run_dir("early", run));
+    assert!(!claimed("a") && claimed("b"));
     d.ok(&["stop", "early/b"]);
     assert_eq!(wait_exit(&mut train, 120), 0, "both runs stopped");
     let log = std::fs::read_to_string(d.home.path().join("data/daemon.log")).unwrap();
