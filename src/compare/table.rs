@@ -93,7 +93,8 @@ fn cells(s: &RunSummary) -> [String; 9] {
         s.run.clone(),
         or_dash(status),
         or_dash(s.weights.as_deref().map(weights_label)),
-        or_dash(s.best_val_accuracy.map(percent)),
+        // One decimal always, so that the column lines up on the point.
+        or_dash(s.best_val_accuracy.map(|a| format!("{:.1}%", a * 100.0))),
         or_dash(s.best_val_loss.map(|l| crate::number::fixed(l, 4))),
         or_dash(s.steps_to_target.map(|n| n.to_string())),
         or_dash(s.seconds_to_target.map(duration)),
@@ -172,6 +173,7 @@ mod tests {
     fn columns_line_up_and_missing_values_are_dashes() {
         let mut other = summary("a-much-longer-run-name");
         other.weights = Some("/data/weights/resnet18.pth".into());
+        other.best_val_accuracy = Some(0.35);
         let empty = RunSummary {
             run: "queued".into(),
             status: None,
@@ -198,6 +200,9 @@ mod tests {
             "scratch                 finished  none             87.5%     0.4123           120        1m15s  4,933/1,234,567     12.3"
         );
         assert!(lines[2].contains("resnet18.pth "), "{}", lines[2]);
+        // Under `87.5%`, on the point.
+        let point = lines[1].find("87.5%").unwrap() + 2;
+        assert_eq!(lines[2].get(point - 2..point + 3), Some("35.0%"), "{text}");
         assert_eq!(
             lines[3],
             "queued                  -         -                    -          -             -            -                -        -"
