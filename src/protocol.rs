@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::compare::Comparison;
-use crate::engine::rundir::{Event, RunStatus};
+use crate::engine::rundir::{Event, GradNorm, RunStatus};
 use crate::gpu::GpuStats;
 use crate::series::Point;
 
@@ -213,6 +213,10 @@ pub struct RunInfo {
     pub best_val_loss: Option<f64>,
     pub best_val_accuracy: Option<f64>,
     pub samples_per_sec: Option<f64>,
+    /// The global gradient norm over its last logged interval (mean before clipping) and the
+    /// share of those steps clipped: runs with `grad_clip_norm` only.
+    #[serde(default)]
+    pub grad_norm: Option<GradNorm>,
     /// Seconds to the end of its last epoch at its current speed, validation and checkpoints
     /// included (from the worker; `None` before its first logged steps).
     #[serde(default)]
@@ -350,7 +354,7 @@ pub struct MetricPoint {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Update {
     /// A run's status, step or figures changed (or the run is new).
-    Run { info: RunInfo },
+    Run { info: Box<RunInfo> },
     /// New metric rows.
     Metrics {
         session: String,

@@ -32,7 +32,7 @@ fn clipped_beside_pytorch(max_norm: f64, frozen: &[&str]) {
     let targets = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [8]), &device);
     let (loss, _) = step::loss_and_correct(model.forward(images.clone()), targets);
     let mut grads = step::gradients(&loss, &model);
-    let norm = step::clip_grad_norm(&mut grads, &model, max_norm);
+    let clip = step::clip_grad_norm(&mut grads, &model, max_norm);
 
     let mut params = Vec::new();
     let mut frozen_names = Vec::new();
@@ -64,8 +64,14 @@ fn clipped_beside_pytorch(max_norm: f64, frozen: &[&str]) {
 
     let their_norm = theirs["norm"].as_f64().unwrap();
     assert!(
-        (norm - their_norm).abs() <= 1e-5 * their_norm,
-        "norm {norm} vs PyTorch {their_norm}"
+        (clip.norm - their_norm).abs() <= 1e-5 * their_norm,
+        "norm {} vs PyTorch {their_norm}",
+        clip.norm
+    );
+    assert_eq!(
+        clip.scaled,
+        their_norm > max_norm,
+        "scaled down exactly when the norm is above {max_norm}"
     );
     let theirs = theirs["grads"].as_object().unwrap();
     assert_eq!(

@@ -712,12 +712,10 @@ fn early_stopping_ends_a_run_that_no_longer_improves_after_its_last_thaw() {
     assert_eq!(ended(&thawed).0, 7);
 }
 
-/// A run tried on one device goes on on another from its checkpoint (with LibTorch built in,
-/// flex to tch:cpu, as a CPU run would move to `tch:cuda:0`): model, BatchNorm statistics and
-/// Adam's moments carry over.
 /// `grad_clip_norm` reaches the step: SGD with its gradients clipped to a tiny norm ends where
 /// a run with every group frozen does (its starting weights, the same seed), while the same run
-/// unclipped has learned.
+/// unclipped has learned. `metrics.csv` and `state.json` say how large the norm was and that
+/// every step was clipped.
 #[test]
 fn a_run_with_its_gradients_clipped_to_a_tiny_norm_stays_at_its_starting_weights() {
     let home = Home::new();
@@ -763,8 +761,52 @@ freeze = ["stem", "hidden", "head"]
         "clipped {clipped}, frozen {frozen}"
     );
     assert!((free - frozen).abs() > 1e-2, "free {free}, frozen {frozen}");
+
+    let rows = |run: &str| {
+        let text = std::fs::read_to_string(home.run_dir("clip", run).metrics_path()).unwrap();
+        let mut lines = text
+            .lines()
+            .map(|l| l.split(',').map(String::from).collect());
+        let header: Vec<String> = lines.next().unwrap();
+        assert_eq!(
+            header[header.len() - 2..],
+            ["grad_norm", "clipped"],
+            "{run}"
+        );
+        lines.collect::<Vec<Vec<String>>>()
+    };
+    let clipped_rows = rows("clipped");
+    assert!(clipped_rows.iter().any(|r| r[2] == "train"));
+    for row in &clipped_rows {
+        let (norm, share) = (&row[row.len() - 2], &row[row.len() - 1]);
+        match row[2].as_str() {
+            "train" => {
+                let norm: f64 = norm.parse().unwrap();
+                assert!(norm > 1e-3 && norm.is_finite(), "{row:?}");
+                assert_eq!(share.parse::<f64>().unwrap(), 1.0, "{row:?}");
+            }
+            _ => assert_eq!((norm.as_str(), share.as_str()), ("", ""), "{row:?}"),
+        }
+    }
+    // Not measured where nothing clips.
+    for row in rows("free") {
+        assert_eq!(row[row.len() - 2..], ["", ""], "{row:?}");
+    }
+    let state = home.run_dir("clip", "clipped").read_state().unwrap();
+    let grad = state.grad_norm.expect("the last interval's norm");
+    assert_eq!(grad.clipped, 1.0);
+    assert!(
+        home.run_dir("clip", "free")
+            .read_state()
+            .unwrap()
+            .grad_norm
+            .is_none()
+    );
 }
 
+/// A run tried on one device goes on on another from its checkpoint (with LibTorch built in,
+/// flex to tch:cpu, as a CPU run would move to `tch:cuda:0`): model, BatchNorm statistics and
+/// Adam's moments carry over.
 #[test]
 fn a_trained_run_moves_to_another_device_from_its_checkpoint() {
     let to = match cfg!(feature = "tch") {

@@ -64,8 +64,11 @@ fn interrupted_and_resumed_equals_never_interrupted_on_tch_cpu() {
 
 fn resume_is_exact(device: &str) {
     let home = Home::new();
+    // Clipped, so that the gradient norms of the interval open at the interruption are
+    // carried over as well.
     let text = session(&["straight", "broken"])
-        .replace("device = \"flex\"", &format!("device = \"{device}\""));
+        .replace("device = \"flex\"", &format!("device = \"{device}\""))
+        .replace("seed = 11\n", "seed = 11\ngrad_clip_norm = 2.0\n");
     let runs = home.prepare_run(&text);
     let (straight, broken) = (&runs[0], &runs[1]);
 
@@ -88,6 +91,21 @@ fn resume_is_exact(device: &str) {
 
     // Bit-identical on flex with the same thread count: same losses, same weights.
     assert_eq!(train_losses(straight), train_losses(broken));
+    let grad_norms = |run: &thaw::engine::rundir::RunDir| {
+        let text = std::fs::read_to_string(run.metrics_path()).unwrap();
+        let rows: Vec<String> = text
+            .lines()
+            .filter(|l| l.contains(",train,"))
+            .map(|l| {
+                // The last two columns: grad_norm, clipped.
+                let fields: Vec<&str> = l.split(',').collect();
+                fields[fields.len() - 2..].join(",")
+            })
+            .collect();
+        assert!(rows.iter().all(|r| r != ","), "{rows:?}");
+        rows
+    };
+    assert_eq!(grad_norms(straight), grad_norms(broken));
     let (a, b) = (final_checkpoint(straight), final_checkpoint(broken));
     assert_eq!(a.file_name(), b.file_name());
     let (wa, wb) = (weights(&a), weights(&b));
@@ -456,8 +474,14 @@ fn the_speed_of_a_logged_step_is_timed_from_its_start() {
     let mut child = home.worker(&runs[0], 1);
     assert_eq!(wait_exit(&mut child, 120), 0);
     let metrics = std::fs::read_to_string(runs[0].metrics_path()).unwrap();
-    for row in metrics.lines().skip(1).filter(|l| l.contains(",train,")) {
-        let speed: f64 = row.split(',').rev().nth(1).unwrap().parse().unwrap();
+    let mut lines = metrics.lines();
+    let header = lines.next().unwrap().split(',');
+    let at = header
+        .into_iter()
+        .position(|c| c == "samples_per_sec")
+        .unwrap();
+    for row in lines.filter(|l| l.contains(",train,")) {
+        let speed: f64 = row.split(',').nth(at).unwrap().parse().unwrap();
         // A batch of 16 small images: thousands of samples a second at most on a CPU, never millions.
         assert!(speed > 0.0 && speed < 200_000.0, "{row}");
     }

@@ -460,6 +460,7 @@ mod tests {
             best_val_loss: None,
             best_val_accuracy: None,
             samples_per_sec: Some(64.0),
+            grad_norm: None,
             secs_left: Some(301.0),
             secs_left_grows: false,
             lr_multiplier: 1.0,

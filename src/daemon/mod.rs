@@ -392,7 +392,9 @@ fn refresh(run: &mut Run, updates: &broadcast::Sender<Arc<Update>>, listening: b
     if run.announced.as_ref() != Some(&info) {
         run.announced = Some(info.clone());
         if listening {
-            send(Update::Run { info });
+            send(Update::Run {
+                info: Box::new(info),
+            });
         }
     }
 }

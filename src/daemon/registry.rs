@@ -214,6 +214,7 @@ impl Run {
             best_val_loss: self.state.best_val_loss,
             best_val_accuracy: self.state.best_val_accuracy,
             samples_per_sec: self.state.samples_per_sec,
+            grad_norm: self.state.grad_norm,
             secs_left: self.state.secs_left,
             secs_left_grows: self.state.secs_left_grows,
             lr_multiplier: self.desired.lr_multiplier,

@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::ops::Range;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -119,17 +120,25 @@ pub fn parse_metric(line: &str) -> Option<MetricPoint> {
     })
 }
 
-/// The per-group learning rates of a `metrics.csv` row: the columns between `accuracy` and
-/// `samples_per_sec`.
-pub fn parse_lrs(line: &str) -> Vec<f64> {
-    let fields: Vec<&str> = line.split(',').collect();
-    match fields.len() {
-        n if n > 7 => fields[5..n - 2]
-            .iter()
-            .filter_map(|f| f.parse().ok())
-            .collect(),
-        _ => Vec::new(),
+/// Where a `metrics.csv`'s learning rates are: the columns between `accuracy` and
+/// `samples_per_sec`, as its header names them (other columns may follow `wall_time`). `None`
+/// for a line that is not a header.
+fn lr_columns(header: &str) -> Option<Range<usize>> {
+    let columns: Vec<&str> = header.split(',').collect();
+    if columns.first() != Some(&"step") {
+        return None;
     }
+    let end = columns.iter().position(|c| *c == "samples_per_sec")?;
+    Some(5..end)
+}
+
+/// The per-group learning rates of a `metrics.csv` row, in the header's `columns`.
+fn parse_lrs(line: &str, columns: &Range<usize>) -> Vec<f64> {
+    line.split(',')
+        .skip(columns.start)
+        .take(columns.len())
+        .filter_map(|f| f.parse().ok())
+        .collect()
 }
 
 /// A run's metrics, bounded.
@@ -189,6 +198,8 @@ pub struct RunTail {
     pub recent_events: VecDeque<Event>,
     /// Each group's learning rate in the last training row.
     pub lrs: Vec<f64>,
+    /// Where they are in a row, from the header.
+    lr_columns: Option<Range<usize>>,
 }
 
 /// Above this many new rows in one look, clients get the rebuilt history instead.
@@ -204,6 +215,7 @@ impl RunTail {
             history: RunHistory::default(),
             recent_events: VecDeque::new(),
             lrs: Vec::new(),
+            lr_columns: None,
         }
     }
 
@@ -215,18 +227,24 @@ impl RunTail {
     /// Reads what is new; `collect` keeps the new rows for clients.
     pub fn poll(&mut self, collect: bool) -> Changes {
         let mut changes = Changes::default();
-        let (history, rows, lrs) = (&mut self.history, &mut changes.rows, &mut self.lrs);
+        let (history, rows) = (&mut self.history, &mut changes.rows);
+        let (lrs, lrs_at) = (&mut self.lrs, &mut self.lr_columns);
         let restarted = self.metrics.poll(|tailed| match tailed {
-            Tailed::Restart => history.clear(),
+            Tailed::Restart => {
+                history.clear();
+                *lrs_at = None;
+            }
             Tailed::Line(line) => {
                 if let Some(row) = parse_metric(line) {
-                    if row.split == "train" {
-                        *lrs = parse_lrs(line);
+                    if let (true, Some(columns)) = (row.split == "train", &*lrs_at) {
+                        *lrs = parse_lrs(line, columns);
                     }
                     history.add(&row);
                     if collect && rows.len() <= ROWS_PER_UPDATE {
                         rows.push(row);
                     }
+                } else if let Some(columns) = lr_columns(line) {
+                    *lrs_at = Some(columns);
                 }
             }
         });
@@ -344,5 +362,35 @@ mod tests {
             .map(|p| p.step)
             .collect();
         assert_eq!(steps, [1, 2]);
+    }
+
+    #[test]
+    fn the_learning_rates_are_read_where_the_header_puts_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        // A file an older thaw began ends at `wall_time`; one begun now has two more columns.
+        for (header, row) in [
+            (
+                "step,epoch,split,loss,accuracy,lr_body,lr_head,samples_per_sec,wall_time",
+                "10,0,train,0.5,0.25,1e-4,1e-3,10.00,0.100",
+            ),
+            (
+                "step,epoch,split,loss,accuracy,lr_body,lr_head,samples_per_sec,wall_time,grad_norm,clipped",
+                "10,0,train,0.5,0.25,1e-4,1e-3,10.00,0.100,3.2e0,0.5",
+            ),
+            (
+                "step,epoch,split,loss,accuracy,lr_body,lr_head,samples_per_sec,wall_time,grad_norm,clipped",
+                "10,0,train,0.5,0.25,1e-4,1e-3,10.00,0.100,,",
+            ),
+        ] {
+            crate::engine::rundir::write_atomic(
+                &run.metrics_path(),
+                format!("{header}\n{row}\n").as_bytes(),
+            )
+            .unwrap();
+            let mut tail = RunTail::new(&run);
+            tail.poll(false);
+            assert_eq!(tail.lrs, [1e-4, 1e-3], "{header}");
+        }
     }
 }

@@ -9,7 +9,7 @@ use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use serde::{Deserialize, Serialize};
 
-use super::rundir::{RunDir, write_atomic};
+use super::rundir::{GradNorm, RunDir, write_atomic};
 
 /// Where training stands: enough, with the model and optimizer files, to continue exactly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +46,24 @@ pub struct OpenLog {
     pub correct: usize,
     pub samples: usize,
     pub steps: usize,
+    /// The finite gradient norms' sum, how many there were and how many of those steps were
+    /// clipped (`grad_clip_norm`).
+    #[serde(default)]
+    pub grad_norms: f64,
+    #[serde(default)]
+    pub measured: usize,
+    #[serde(default)]
+    pub clipped: usize,
+}
+
+impl OpenLog {
+    /// The interval's mean gradient norm and the share clipped, when it measured any.
+    pub fn grad_norm(&self) -> Option<GradNorm> {
+        (self.measured > 0).then(|| GradNorm {
+            mean: self.grad_norms / self.measured as f64,
+            clipped: self.clipped as f64 / self.measured as f64,
+        })
+    }
 }
 
 const MODEL: &str = "model.bpk";

@@ -97,6 +97,9 @@ pub struct RunState {
     #[serde(default)]
     pub val_accuracy: Option<f64>,
     pub samples_per_sec: Option<f64>,
+    /// The gradient norm of the last logged interval (runs with `grad_clip_norm`).
+    #[serde(default)]
+    pub grad_norm: Option<GradNorm>,
     /// Seconds to the end of the last epoch at the current speed, validation and checkpoints
     /// included.
     #[serde(default)]
@@ -144,6 +147,7 @@ impl RunState {
             val_loss: None,
             val_accuracy: None,
             samples_per_sec: None,
+            grad_norm: None,
             secs_left: None,
             secs_left_grows: false,
             message,
@@ -179,7 +183,30 @@ pub struct MetricRow {
     pub lrs: Vec<f64>,
     pub samples_per_sec: f64,
     pub wall_time: f64,
+    /// The gradient norm over a training interval of a run with `grad_clip_norm`.
+    pub grad_norm: Option<GradNorm>,
 }
+
+/// The global gradient norm over a logging interval: its mean before clipping, and the share
+/// of the interval's steps that `grad_clip_norm` scaled down.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GradNorm {
+    pub mean: f64,
+    pub clipped: f64,
+}
+
+/// The columns a `metrics.csv` has: one an older thaw began ends at `wall_time`, and the rows
+/// appended to it keep to that, so that every row has its header's columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsLayout {
+    /// `...,wall_time,grad_norm,clipped`.
+    Current,
+    /// `...,wall_time`.
+    WithoutGradNorm,
+}
+
+/// The columns after `wall_time` in a `metrics.csv` thaw begins now.
+const GRAD_COLUMNS: &str = "grad_norm,clipped";
 
 /// Seconds since the Unix epoch.
 pub fn now() -> f64 {
@@ -362,29 +389,44 @@ impl RunDir {
             .collect()
     }
 
-    /// Starts `metrics.csv` with its header unless it exists.
-    pub fn init_metrics(&self, groups: &[String]) -> Result<()> {
-        if self.metrics_path().exists() {
-            return Ok(());
-        }
-        self.reset_metrics(groups)
+    /// Starts `metrics.csv` with its header unless it exists; the columns its rows are to have.
+    pub fn init_metrics(&self, groups: &[String]) -> Result<MetricsLayout> {
+        let Ok(file) = File::open(self.metrics_path()) else {
+            return self.reset_metrics(groups);
+        };
+        let mut header = String::new();
+        BufReader::new(file)
+            .read_line(&mut header)
+            .with_context(|| format!("cannot read {}", self.metrics_path().display()))?;
+        Ok(match header.trim_end().ends_with(GRAD_COLUMNS) {
+            true => MetricsLayout::Current,
+            false => MetricsLayout::WithoutGradNorm,
+        })
     }
 
     /// Starts `metrics.csv` afresh, for a run that starts from its first step: the rows of an
     /// earlier attempt that left no checkpoint go, and the header names these groups.
-    pub fn reset_metrics(&self, groups: &[String]) -> Result<()> {
+    pub fn reset_metrics(&self, groups: &[String]) -> Result<MetricsLayout> {
         let lrs: Vec<String> = groups.iter().map(|g| format!("lr_{g}")).collect();
         let header = format!(
-            "step,epoch,split,loss,accuracy,{},samples_per_sec,wall_time\n",
+            "step,epoch,split,loss,accuracy,{},samples_per_sec,wall_time,{GRAD_COLUMNS}\n",
             lrs.join(",")
         );
-        write_atomic(&self.metrics_path(), header.as_bytes())
+        write_atomic(&self.metrics_path(), header.as_bytes())?;
+        Ok(MetricsLayout::Current)
     }
 
-    pub fn append_metric(&self, row: &MetricRow) -> Result<()> {
+    /// Appends `row` with the columns of `layout` (what [`RunDir::init_metrics`] said); a row
+    /// with no gradient norm leaves those columns empty.
+    pub fn append_metric(&self, row: &MetricRow, layout: MetricsLayout) -> Result<()> {
         let lrs: Vec<String> = row.lrs.iter().map(|lr| format!("{lr:e}")).collect();
+        let grad = match (layout, row.grad_norm) {
+            (MetricsLayout::WithoutGradNorm, _) => String::new(),
+            (MetricsLayout::Current, None) => ",,".into(),
+            (MetricsLayout::Current, Some(g)) => format!(",{:.4e},{:.4}", g.mean, g.clipped),
+        };
         let line = format!(
-            "{},{},{},{},{},{},{:.2},{:.3}\n",
+            "{},{},{},{},{},{},{:.2},{:.3}{grad}\n",
             row.step,
             row.epoch,
             row.split,
@@ -472,5 +514,58 @@ mod tests {
             error.contains("nan.json is not a record") && error.contains("remove it"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn rows_keep_to_the_columns_of_the_metrics_file_they_join() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        let groups = ["body".to_string(), "head".to_string()];
+        let row = MetricRow {
+            step: 10,
+            epoch: 0,
+            split: "train",
+            loss: 0.5,
+            accuracy: 0.25,
+            lrs: vec![1e-4, 1e-3],
+            samples_per_sec: 10.0,
+            wall_time: 0.1,
+            grad_norm: Some(GradNorm {
+                mean: 3.25,
+                clipped: 0.5,
+            }),
+        };
+        let lines = || {
+            let text = std::fs::read_to_string(run.metrics_path()).unwrap();
+            text.lines().map(String::from).collect::<Vec<_>>()
+        };
+
+        let layout = run.init_metrics(&groups).unwrap();
+        assert_eq!(layout, MetricsLayout::Current);
+        run.append_metric(&row, layout).unwrap();
+        let no_norm = MetricRow {
+            grad_norm: None,
+            ..row.clone()
+        };
+        run.append_metric(&no_norm, layout).unwrap();
+        assert_eq!(
+            lines(),
+            [
+                "step,epoch,split,loss,accuracy,lr_body,lr_head,samples_per_sec,wall_time,grad_norm,clipped",
+                "10,0,train,0.5,0.25,1e-4,1e-3,10.00,0.100,3.2500e0,0.5000",
+                "10,0,train,0.5,0.25,1e-4,1e-3,10.00,0.100,,",
+            ]
+        );
+        assert_eq!(run.init_metrics(&groups).unwrap(), MetricsLayout::Current);
+
+        // A run an older thaw began goes on in the columns its file has.
+        let old = "step,epoch,split,loss,accuracy,lr_body,lr_head,samples_per_sec,wall_time";
+        std::fs::write(run.metrics_path(), format!("{old}\n")).unwrap();
+        let layout = run.init_metrics(&groups).unwrap();
+        assert_eq!(layout, MetricsLayout::WithoutGradNorm);
+        run.append_metric(&row, layout).unwrap();
+        assert_eq!(lines(), [old, "10,0,train,0.5,0.25,1e-4,1e-3,10.00,0.100"]);
+        // Started afresh, it has them.
+        assert_eq!(run.reset_metrics(&groups).unwrap(), MetricsLayout::Current);
     }
 }

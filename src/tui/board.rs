@@ -140,10 +140,10 @@ impl Board {
         match update {
             Update::Run { info } => {
                 match self.run_mut(&info.session, &info.name) {
-                    Some(run) if run.info == info => return Change::Nothing,
-                    Some(run) => run.info = info,
+                    Some(run) if run.info == *info => return Change::Nothing,
+                    Some(run) => run.info = *info,
                     None => self.runs.push(RunView::from_snapshot(RunSnapshot {
-                        info,
+                        info: *info,
                         history: Default::default(),
                         events: Vec::new(),
                     })),

@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use super::{Good, Outcome, Rollback, Trainer, step};
-use crate::engine::checkpoint::{self, OpenLog};
+use crate::engine::checkpoint;
 use crate::engine::data::Split;
 use crate::engine::model::Classifier;
 use crate::engine::rundir::{
@@ -264,12 +264,7 @@ impl<M: Classifier> Trainer<'_, M> {
         let previous = self.status;
         self.status = RunStatus::Checkpointing;
         self.write_state()?;
-        self.state.open_log = OpenLog {
-            loss: self.log.loss,
-            correct: self.log.correct,
-            samples: self.log.samples,
-            steps: self.log.steps,
-        };
+        self.state.open_log = self.log.sums;
         // Past the last loss that was not finite, a rollback goes to this checkpoint, not to
         // the start or an older one. Before it, these weights may be on their way there: the
         // older checkpoints are all kept until the run is past it.
@@ -320,16 +315,20 @@ impl<M: Classifier> Trainer<'_, M> {
         let (loss, accuracy) = (loss / seen as f64, correct as f64 / seen as f64);
         let secs = start.elapsed().as_secs_f64();
         self.validate_secs = Some(secs);
-        self.run.append_metric(&MetricRow {
-            step: self.state.step,
-            epoch: self.state.epoch,
-            split: "val",
-            loss,
-            accuracy,
-            lrs: self.group_rates(),
-            samples_per_sec: if secs > 0.0 { seen as f64 / secs } else { 0.0 },
-            wall_time: self.started.elapsed().as_secs_f64(),
-        })?;
+        self.run.append_metric(
+            &MetricRow {
+                step: self.state.step,
+                epoch: self.state.epoch,
+                split: "val",
+                loss,
+                accuracy,
+                lrs: self.group_rates(),
+                samples_per_sec: if secs > 0.0 { seen as f64 / secs } else { 0.0 },
+                wall_time: self.started.elapsed().as_secs_f64(),
+                grad_norm: None,
+            },
+            self.metrics,
+        )?;
         let message = format!(
             "epoch {}: val loss {loss:.4}, accuracy {:.1}%",
             self.epoch_said(),
@@ -446,6 +445,7 @@ impl<M: Classifier> Trainer<'_, M> {
             val_loss: self.last_val.map(|(loss, _)| loss),
             val_accuracy: self.last_val.map(|(_, accuracy)| accuracy),
             samples_per_sec: self.last_speed,
+            grad_norm: self.last_grad_norm,
             secs_left: self.secs_left(),
             secs_left_grows: self.thaws_later(),
             message: self.message.clone(),

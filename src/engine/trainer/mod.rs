@@ -19,7 +19,7 @@ use burn::prelude::*;
 use super::checkpoint::{self, OpenLog, TrainState};
 use super::data::{DataSource, DataSpec, Dataset, Split};
 use super::model::{Classifier, LayerGroup, Mlp, ModelShape, ResNet, layer_groups};
-use super::rundir::{Desired, MetricRow, NanRecord, RunDir, RunStatus};
+use super::rundir::{Desired, GradNorm, MetricRow, MetricsLayout, NanRecord, RunDir, RunStatus};
 use super::schedule::{FreezeSchedule, LrPlan};
 use super::weights::{TransferRules, WeightsFile, WeightsSource, transfer};
 use crate::session::RunSpec;
@@ -124,7 +124,7 @@ fn starting_weights<M: Classifier>(run: &RunDir, spec: &RunSpec, model: M) -> Re
 
 /// The last weights known good, for a rollback.
 pub(super) enum Good {
-    Checkpoint(std::path::PathBuf, TrainState),
+    Checkpoint(std::path::PathBuf, Box<TrainState>),
     /// The weights the run started from.
     Start,
 }
@@ -193,8 +193,11 @@ pub struct Trainer<'a, M: Classifier> {
     started: Instant,
     steps_per_epoch: usize,
     log: LogWindow,
+    /// The columns of this run's `metrics.csv`.
+    metrics: MetricsLayout,
     last_loss: Option<f64>,
     last_speed: Option<f64>,
+    last_grad_norm: Option<GradNorm>,
     /// How long the latest validation pass and checkpoint took, for the time left.
     validate_secs: Option<f64>,
     checkpoint_secs: Option<f64>,
@@ -204,13 +207,10 @@ pub struct Trainer<'a, M: Classifier> {
     message: Option<String>,
 }
 
-/// Training loss and accuracy over the current logging interval.
+/// The current logging interval: its sums (what a checkpoint keeps) and its clock.
 #[derive(Default)]
 struct LogWindow {
-    loss: f64,
-    correct: usize,
-    samples: usize,
-    steps: usize,
+    sums: OpenLog,
     since: Option<Instant>,
     /// Time since `since` spent checkpointing, which is not the steps' time.
     excluded: f64,
@@ -263,8 +263,10 @@ impl<'a, M: Classifier> Trainer<'a, M> {
             started: Instant::now(),
             steps_per_epoch,
             log: LogWindow::default(),
+            metrics: MetricsLayout::Current,
             last_loss: None,
             last_speed: None,
+            last_grad_norm: None,
             validate_secs: None,
             checkpoint_secs: None,
             last_val: None,
@@ -288,7 +290,7 @@ impl<'a, M: Classifier> Trainer<'a, M> {
             self.start = self.model.clone();
             if nan.pending {
                 // That worker is gone before going back: this one starts where it would have.
-                self.run.init_metrics(&self.group_names())?;
+                self.metrics = self.run.init_metrics(&self.group_names())?;
                 return self.roll_back(Rollback::Restart);
             }
         }
@@ -298,11 +300,11 @@ impl<'a, M: Classifier> Trainer<'a, M> {
             for warning in self.dataset.warnings.clone() {
                 self.event("warning", format!("data: {warning}"), vec![])?;
             }
-            self.run.reset_metrics(&self.group_names())?;
+            self.metrics = self.run.reset_metrics(&self.group_names())?;
             self.start = self.model.clone();
             return Ok(());
         };
-        self.run.init_metrics(&self.group_names())?;
+        self.metrics = self.run.init_metrics(&self.group_names())?;
         self.load(&dir, saved.clone())?;
         self.restored_controls();
         self.event(
@@ -333,12 +335,8 @@ impl<'a, M: Classifier> Trainer<'a, M> {
         };
         self.set_frozen(saved.frozen, None)?;
         self.run.truncate_metrics_after(saved.step)?;
-        let open = saved.open_log;
         self.log = LogWindow {
-            loss: open.loss,
-            correct: open.correct,
-            samples: open.samples,
-            steps: open.steps,
+            sums: saved.open_log,
             ..LogWindow::default()
         };
         Ok(())
@@ -350,7 +348,7 @@ impl<'a, M: Classifier> Trainer<'a, M> {
     /// nothing to go back to.
     pub(super) fn last_good(&self) -> Option<Good> {
         match checkpoint::good(self.run, self.rollback_floor) {
-            Some((dir, saved)) => Some(Good::Checkpoint(dir, saved)),
+            Some((dir, saved)) => Some(Good::Checkpoint(dir, Box::new(saved))),
             None => self.start.is_some().then_some(Good::Start),
         }
     }
@@ -369,7 +367,7 @@ impl<'a, M: Classifier> Trainer<'a, M> {
                 self.rollback_floor = Some(saved.step);
                 // The checkpoint's frozen groups apply to a model with none frozen, as at start.
                 self.set_frozen(Vec::new(), None)?;
-                self.load(&dir, saved)?;
+                self.load(&dir, *saved)?;
                 format!("checkpoint {}", dir.display())
             }
             Some(Good::Start) => {
@@ -381,7 +379,7 @@ impl<'a, M: Classifier> Trainer<'a, M> {
                 self.model = Some(start);
                 self.optim = step::optimizer(self.spec);
                 self.state = fresh_state(self.spec);
-                self.run.reset_metrics(&self.group_names())?;
+                self.metrics = self.run.reset_metrics(&self.group_names())?;
                 self.log = LogWindow::default();
                 // Before the first checkpoint past the loss, the start stays what to go back to.
                 self.rollback_floor = Some(0);
@@ -511,19 +509,27 @@ impl<'a, M: Classifier> Trainer<'a, M> {
         } else {
             let mut grads = step::gradients(&loss, &model);
             if let Some(max_norm) = self.spec.grad_clip_norm {
-                step::clip_grad_norm(&mut grads, &model, max_norm);
+                let clip = step::clip_grad_norm(&mut grads, &model, max_norm);
+                // A norm that is not finite is the NaN handling's, and would say nothing of
+                // the others in the interval.
+                if clip.norm.is_finite() {
+                    let sums = &mut self.log.sums;
+                    sums.grad_norms += clip.norm;
+                    sums.measured += 1;
+                    sums.clipped += usize::from(clip.scaled);
+                }
             }
             let rates = self.rates();
             self.optim.step(rates, model, grads)
         };
         self.model = Some(model);
         self.state.step += 1;
-        let log = &mut self.log;
-        log.loss += value * n as f64;
-        log.correct += correct;
-        log.samples += n;
-        log.steps += 1;
-        if log.steps >= self.spec.log_every_steps {
+        let sums = &mut self.log.sums;
+        sums.loss += value * n as f64;
+        sums.correct += correct;
+        sums.samples += n;
+        sums.steps += 1;
+        if sums.steps >= self.spec.log_every_steps {
             self.flush_log()?;
         }
         Ok(())
@@ -552,30 +558,33 @@ impl<'a, M: Classifier> Trainer<'a, M> {
 
     fn flush_log(&mut self) -> Result<()> {
         let log = std::mem::take(&mut self.log);
-        if log.samples == 0 {
+        let sums = log.sums;
+        if sums.samples == 0 {
             return Ok(());
         }
         let secs = log
             .since
             .map_or(0.0, |s| s.elapsed().as_secs_f64() - log.excluded);
-        let loss = log.loss / log.samples as f64;
+        let loss = sums.loss / sums.samples as f64;
         let row = MetricRow {
             step: self.state.step,
             epoch: self.state.epoch,
             split: "train",
             loss,
-            accuracy: log.correct as f64 / log.samples as f64,
+            accuracy: sums.correct as f64 / sums.samples as f64,
             lrs: self.group_rates(),
             samples_per_sec: if secs > 0.0 {
-                log.samples as f64 / secs
+                sums.samples as f64 / secs
             } else {
                 0.0
             },
             wall_time: self.started.elapsed().as_secs_f64(),
+            grad_norm: sums.grad_norm(),
         };
-        self.run.append_metric(&row)?;
+        self.run.append_metric(&row, self.metrics)?;
         self.last_loss = Some(loss);
         self.last_speed = Some(row.samples_per_sec);
+        self.last_grad_norm = row.grad_norm;
         self.write_state()
     }
 }

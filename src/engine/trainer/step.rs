@@ -74,23 +74,35 @@ pub fn gradients<M: Module>(loss: &Tensor<1>, model: &M) -> GradientsParams {
 
 /// Scales the gradients down so that their global L2 norm (over every parameter that has one:
 /// frozen groups have none) is at most `max_norm`, as PyTorch's `clip_grad_norm_` does:
-/// `g *= min(1, max_norm / (norm + 1e-6))`. Returns the norm before clipping. The sum of
-/// squares is taken in f32 whatever the run's precision, so that f16 gradients cannot overflow
-/// it.
-pub fn clip_grad_norm<M: Module>(grads: &mut GradientsParams, model: &M, max_norm: f64) -> f64 {
+/// `g *= min(1, max_norm / (norm + 1e-6))`. The sum of squares is taken in f32 whatever the
+/// run's precision, so that f16 gradients cannot overflow it.
+pub fn clip_grad_norm<M: Module>(grads: &mut GradientsParams, model: &M, max_norm: f64) -> Clip {
     let mut squares = SumOfSquares { grads, sum: None };
     model.visit(&mut squares);
     let Some(sum) = squares.sum else {
-        return 0.0;
+        return Clip {
+            norm: 0.0,
+            scaled: false,
+        };
     };
     let norm = f64::from(sum.sqrt().into_scalar::<f32>());
     let factor = max_norm / (norm + 1e-6);
     // A norm that is not finite is left alone: the loss that follows says so, and the run
     // goes back to its last good weights.
-    if norm.is_finite() && factor < 1.0 {
+    let scaled = norm.is_finite() && factor < 1.0;
+    if scaled {
         model.visit(&mut Scale { grads, factor });
     }
-    norm
+    Clip { norm, scaled }
+}
+
+/// What [`clip_grad_norm`] found and did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Clip {
+    /// The global norm before clipping.
+    pub norm: f64,
+    /// Whether the gradients were scaled down.
+    pub scaled: bool,
 }
 
 struct SumOfSquares<'a> {

@@ -54,6 +54,7 @@ fn info(name: &str, status: RunStatus, step: usize, frozen: &[&str], pretrained:
         best_val_loss: (step >= 40).then(|| loss(name, step) + 0.1),
         best_val_accuracy: (step >= 40).then(|| accuracy(name, step)),
         samples_per_sec: (status == RunStatus::Running).then_some(320.0),
+        grad_norm: None,
         // The steps left at 320 samples a second and a 2 s validation at each epoch end left.
         secs_left: (status == RunStatus::Running)
             .then(|| (600 - step) as f64 / 20.0 + (15 - step / 40) as f64 * 2.0),

@@ -440,3 +440,28 @@ fn a_narrow_detail_title_leaves_out_what_it_cannot_say_whole() {
         .to_string();
     assert!(title.contains("step 171234/500000"), "{title}");
 }
+
+#[test]
+fn the_detail_title_says_the_gradient_norm_of_a_clipped_run_where_there_is_room() {
+    let app = late_in_detail(|info| {
+        info.grad_norm = Some(crate::engine::rundir::GradNorm {
+            mean: 3.2149,
+            clipped: 0.4,
+        });
+    });
+    let title = |width, height| {
+        screen(&app, width, height)
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let wide = title(200, 50);
+    assert!(wide.contains("· grad norm 3.21, 40% clipped "), "{wide}");
+    // It is the first to go when the title is narrow; the step stays.
+    let narrow = title(80, 24);
+    assert!(
+        !narrow.contains("grad norm") && narrow.contains("· step "),
+        "{narrow}"
+    );
+}

@@ -98,8 +98,8 @@ fn markers_legend(markers: &[charts::Marker]) -> String {
 }
 
 /// The run's name and status, then what fits of the rest, in the order it is given up when
-/// the terminal is narrow: the learning-rate multiplier, the model and device, the Slurm job
-/// (when the message does not say it already), GPU memory; then, with little room left, the
+/// the terminal is narrow: the gradient norm, the learning-rate multiplier, the model and
+/// device, the Slurm job (when the message does not say it already), GPU memory; then, with little room left, the
 /// message, the epoch and the step, each cut to the room left or left out.
 fn title_line<'a>(run: &crate::tui::board::RunView, ctx: &Ctx, width: u16) -> Line<'a> {
     let info = &run.info;
@@ -140,6 +140,17 @@ fn title_line<'a>(run: &crate::tui::board::RunView, ctx: &Ctx, width: u16) -> Li
             6,
         ),
     ];
+    if let Some(grad) = info.grad_norm {
+        parts.push((
+            format!(
+                "· grad norm {}, {:.0}% clipped ",
+                crate::number::fixed(grad.mean, 2),
+                grad.clipped * 100.0
+            ),
+            text,
+            7,
+        ));
+    }
     if let Some(bytes) = info.gpu_memory {
         let gib = bytes as f64 / (1u64 << 30) as f64;
         parts.push((format!("· {gib:.1} GiB GPU memory "), text, 3));
