@@ -190,6 +190,18 @@ fn bad_session_files_are_refused_with_file_line_and_key() {
             &["bad.toml:6", "`early_stop_patience`", "at least 1"],
         ),
         (
+            "[[runs]]\nname = \"a\"\nearly_stop_patience = 2\nearly_stop_min_delta = -0.1\n",
+            &["bad.toml:7", "`early_stop_min_delta`", "number >= 0"],
+        ),
+        (
+            "[[runs]]\nname = \"a\"\nearly_stop_min_delta = 0.01\n",
+            &[
+                "bad.toml:6",
+                "`early_stop_min_delta`",
+                "early_stop_patience, which is not set",
+            ],
+        ),
+        (
             "[[runs]]\nname = \"a\"\nimage_size = 100000\n",
             &["bad.toml:6", "`image_size`", "2048"],
         ),
@@ -801,6 +813,52 @@ freeze = ["stem", "hidden", "head"]
             .unwrap()
             .grad_norm
             .is_none()
+    );
+}
+
+/// `early_stop_min_delta`: a validation loss counts as better for the patience only when it
+/// is lower than the last that counted by more than this. A run that still improves, but by
+/// less, stops; its best weights still follow the lowest loss.
+#[test]
+fn early_stopping_counts_only_improvements_larger_than_min_delta() {
+    let home = Home::new();
+    let file = home.write(
+        "md.toml",
+        "name = \"md\"\n[defaults]\nmodel = \"mlp\"\ndata = \"demo:shapes-small\"\ndevice = \"flex\"\nimage_size = 16\nepochs = 6\naugment = false\noptimizer = \"sgd\"\nmomentum = 0\nlr = 0.001\nseed = 3\nearly_stop_patience = 2\n[[runs]]\nname = \"any\"\n[[runs]]\nname = \"small\"\nearly_stop_min_delta = 1e-7\n[[runs]]\nname = \"large\"\nearly_stop_min_delta = 0.001\n",
+    );
+    home.ok(&["train", file.to_str().unwrap()]);
+    let state = |run: &str| home.run_dir("md", run).read_state().unwrap();
+    let val_losses = |run: &str| -> Vec<f64> {
+        let text = std::fs::read_to_string(home.run_dir("md", run).metrics_path()).unwrap();
+        text.lines()
+            .filter(|l| l.split(',').nth(2) == Some("val"))
+            .map(|l| l.split(',').nth(3).unwrap().parse().unwrap())
+            .collect()
+    };
+    // A small rate on the same batches every epoch: the loss falls a little each epoch
+    // (by about 4e-5). Without a minimum, or with one below that, it trains all its epochs.
+    let any = val_losses("any");
+    assert_eq!(any.len(), 6, "{any:?}");
+    assert!(any.windows(2).all(|w| w[1] < w[0]), "{any:?}");
+    assert_eq!(val_losses("small"), any);
+    // With a minimum no epoch reaches, it stops after its first validation and two more.
+    let large = state("large");
+    assert_eq!((large.status, large.epoch), (RunStatus::Finished, 3));
+    let message = large.message.unwrap_or_default();
+    let first = val_losses("large")[0];
+    assert!(
+        message.starts_with(&format!(
+            "stopped early after epoch 3 of 6: no validation loss more than 0.001 below {first:.4} in its last 2 epochs"
+        )),
+        "{message}"
+    );
+    // The same first epochs as `any` (same seed), and its best weights are its last epoch's:
+    // the lowest loss, though not lower by enough to count for the patience.
+    assert_eq!(val_losses("large"), any[..3]);
+    assert!(
+        (large.best_val_loss.unwrap() - any[2]).abs() < 1e-9,
+        "{:?} vs {any:?}",
+        large.best_val_loss
     );
 }
 

@@ -37,6 +37,11 @@ pub struct TrainState {
     /// `early_stop_patience` counts.
     #[serde(default)]
     pub stale_epochs: usize,
+    /// The validation loss `stale_epochs` counts from: the last that was lower than the one
+    /// before it by more than `early_stop_min_delta` (`None` in a checkpoint from before the
+    /// key: the best loss stands for it).
+    #[serde(default)]
+    pub patience_loss: Option<f64>,
 }
 
 /// Sums over the steps of a logging interval not yet written to `metrics.csv`.

@@ -89,6 +89,10 @@ pub struct RunSpec {
     /// Finish after this many validations without a better validation loss.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub early_stop_patience: Option<usize>,
+    /// How much lower than the last loss that counted a validation loss must be to count as
+    /// better for `early_stop_patience`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub early_stop_min_delta: Option<f64>,
     pub weights: String,
     /// `[[regex, replacement], ...]` applied to the weights file's tensor names.
     pub weights_remap: Vec<[String; 2]>,
@@ -131,6 +135,7 @@ impl Default for RunSpec {
             keep_checkpoints: 3,
             log_every_steps: 10,
             early_stop_patience: None,
+            early_stop_min_delta: None,
             weights: "none".into(),
             weights_remap: Vec::new(),
             weights_exclude: Vec::new(),
@@ -359,6 +364,20 @@ impl RunSpec {
         positive("log_every_steps", self.log_every_steps)?;
         if let Some(patience) = self.early_stop_patience {
             positive("early_stop_patience", patience)?;
+        }
+        if let Some(delta) = self.early_stop_min_delta {
+            if !(delta.is_finite() && delta >= 0.0) {
+                return Err((
+                    "early_stop_min_delta",
+                    format!("{delta} is not a loss difference: use a number >= 0 such as 0.001"),
+                ));
+            }
+            if self.early_stop_patience.is_none() {
+                return Err((
+                    "early_stop_min_delta",
+                    "says what counts as better for early_stop_patience, which is not set: set it too (such as early_stop_patience = 3), or leave this key out".to_string(),
+                ));
+            }
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err((

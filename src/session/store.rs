@@ -16,7 +16,7 @@ use crate::paths::Paths;
 /// GPU). Anything else (the model, the data and its split, the batch, the optimizer, the
 /// precision, the seed, ...) would not fit the checkpoint, or make a different experiment of
 /// this one's weights.
-pub const CHANGEABLE_AFTER_TRAINING: [&str; 17] = [
+pub const CHANGEABLE_AFTER_TRAINING: [&str; 18] = [
     "epochs",
     "device",
     "lr",
@@ -33,6 +33,7 @@ pub const CHANGEABLE_AFTER_TRAINING: [&str; 17] = [
     "checkpoint_every_steps",
     "keep_checkpoints",
     "early_stop_patience",
+    "early_stop_min_delta",
     "threads",
 ];
 

@@ -343,9 +343,17 @@ impl<M: Classifier> Trainer<'_, M> {
                 .map_or(accuracy, |a| a.max(accuracy)),
         );
         self.last_val = Some((loss, accuracy));
+        // Patience counts validations since one lower than the last that counted by more than
+        // `early_stop_min_delta` (Keras' and Lightning's rule); the best weights follow any
+        // lower loss.
         self.state.stale_epochs += 1;
-        if self.state.best_val_loss.is_none_or(|best| loss < best) {
+        let delta = self.spec.early_stop_min_delta.unwrap_or(0.0);
+        let counted = self.state.patience_loss.or(self.state.best_val_loss);
+        if counted.is_none_or(|counted| loss < counted - delta) {
             self.state.stale_epochs = 0;
+            self.state.patience_loss = Some(loss);
+        }
+        if self.state.best_val_loss.is_none_or(|best| loss < best) {
             self.state.best_val_loss = Some(loss);
             valid
                 .save_file(self.run.best())
@@ -360,15 +368,23 @@ impl<M: Classifier> Trainer<'_, M> {
     }
 
     /// Why the run ends before its last epoch: `early_stop_patience` validations in a row
-    /// without a better validation loss, counted from the freeze schedule's last thaw (a run
-    /// with groups still to thaw by the schedule goes on to them).
+    /// without a better validation loss (lower by more than `early_stop_min_delta`), counted
+    /// from the freeze schedule's last thaw (a run with groups still to thaw by the schedule
+    /// goes on to them).
     pub(super) fn stops_early(&self) -> Option<String> {
         let patience = self.spec.early_stop_patience?;
         if self.state.stale_epochs < patience || self.thaws_later() {
             return None;
         }
+        let better = match (self.spec.early_stop_min_delta, self.state.patience_loss) {
+            (Some(delta), Some(counted)) => format!(
+                "validation loss more than {} below {counted:.4}",
+                crate::number::plain(delta)
+            ),
+            _ => "better validation loss".into(),
+        };
         Some(format!(
-            "stopped early after epoch {} of {}: no better validation loss in its last {} epochs (best {}, in best.bpk)",
+            "stopped early after epoch {} of {}: no {better} in its last {} epochs (best {}, in best.bpk)",
             self.state.epoch,
             self.spec.epochs,
             self.state.stale_epochs,

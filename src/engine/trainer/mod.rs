@@ -152,6 +152,7 @@ fn fresh_state(spec: &RunSpec) -> TrainState {
         checkpoint_requests: 0,
         open_log: OpenLog::default(),
         stale_epochs: 0,
+        patience_loss: None,
     }
 }
 
