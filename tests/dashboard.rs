@@ -267,7 +267,7 @@ fn a_freeze_from_the_dashboard_reaches_the_worker_and_detaching_leaves_training_
     let tmux = Tmux::new("main");
     d.launch("session.toml", &session("dash", &["a", "b"]));
 
-    tmux.open("first", 100, 30, &d.attach_command(&[], &[]));
+    tmux.open("first", 120, 30, &d.attach_command(&[], &[]));
     let screen = tmux.wait("first", 60, "both runs running", |s| {
         row_has(s, "a", "running") && row_has(s, "b", "running") && row(s, "layer1").is_some()
     });
@@ -332,7 +332,7 @@ fn a_freeze_from_the_dashboard_reaches_the_worker_and_detaching_leaves_training_
     // The terminal goes away mid-view (a dropped SSH connection): the dashboard ends with it,
     // the daemon and its workers do not.
     let (daemon, workers) = (d.pid(), (d.run("dash/a").pid, d.run("dash/b").pid));
-    tmux.open("second", 100, 30, &d.attach_command(&[], &[]));
+    tmux.open("second", 120, 30, &d.attach_command(&[], &[]));
     tmux.wait("second", 60, "the runs", |s| row_has(s, "a", "·❄····"));
     assert_eq!(d.dashboards().len(), 1);
     tmux.ok(&["kill-session", "-t", "second"]);
@@ -351,7 +351,7 @@ fn a_freeze_from_the_dashboard_reaches_the_worker_and_detaching_leaves_training_
 
     // Attached again: the same runs, with the loss history of before (a loss every 2 steps).
     d.wait_run("dash/a", 60, "20 losses logged", |r| r.step >= 40);
-    tmux.open("third", 100, 30, &d.attach_command(&[], &[]));
+    tmux.open("third", 120, 30, &d.attach_command(&[], &[]));
     let screen = tmux.wait("third", 60, "the runs with their history", |s| {
         row_has(s, "a", "·❄····") && row(s, "b").is_some()
     });
@@ -486,7 +486,7 @@ fn a_daemon_that_goes_away_is_said_and_the_dashboard_reconnects_when_it_is_back(
     let tmux = Tmux::new("gone");
     d.launch("session.toml", &session("back", &["a"]));
     d.wait_run("back/a", 60, "a few losses", |r| r.step >= 10);
-    tmux.open("view", 100, 30, &d.attach_command(&[], &[]));
+    tmux.open("view", 120, 30, &d.attach_command(&[], &[]));
     let old = d.pid();
     tmux.wait("view", 60, "the run", |s| {
         row_has(s, "a", "running") && s.contains(&format!("daemon {old}"))

@@ -465,3 +465,44 @@ fn the_detail_title_says_the_gradient_norm_of_a_clipped_run_where_there_is_room(
         "{narrow}"
     );
 }
+
+#[test]
+fn runs_on_different_gpus_are_told_apart_in_the_runs_table() {
+    let mut app = fixture::app(false);
+    let devices = ["tch:cuda:0", "tch:cuda:1", "tch:cpu", "flex"];
+    for (run, device) in app.board.runs.iter_mut().zip(devices) {
+        run.info.device = device.into();
+    }
+    let wide = screen(&app, 160, 48);
+    for (run, device) in app
+        .board
+        .runs
+        .iter()
+        .zip(["cuda:0 ", "cuda:1 ", "tch:cpu ", "flex "])
+    {
+        let row = wide
+            .lines()
+            .find(|l| l.contains(&format!(" {} ", run.info.name)))
+            .unwrap_or_default();
+        assert!(row.contains(device), "{device:?} in {row}");
+    }
+}
+
+#[test]
+fn at_any_width_from_64_columns_the_runs_table_cuts_no_column() {
+    let app = fixture::app(false);
+    for width in 64..=200 {
+        let text = screen(&app, width, 24);
+        let header = text.lines().nth(2).unwrap_or_default();
+        let pretrain = text.lines().nth(3).unwrap_or_default();
+        assert!(
+            header.contains(" train loss ") && pretrain.contains(" 100% "),
+            "at {width} columns:\n{text}"
+        );
+        // The accuracy whole: `37.9`, and with the best beside it `37.9/37.9%`.
+        assert!(
+            pretrain.contains(" 37.9 ") || pretrain.contains(" 37.9/37.9% "),
+            "at {width} columns:\n{text}"
+        );
+    }
+}

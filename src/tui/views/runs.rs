@@ -13,9 +13,12 @@ use crate::tui::app::Pane;
 use crate::tui::board::RunView;
 use crate::tui::theme::Role;
 
-/// Columns shown from these widths on.
+/// Columns shown from these widths on: the wider name and samples a second; the device; the
+/// status word, last loss and time left (all of which, at their widths, leave the sparkline
+/// its 8 cells).
 const WIDE: u16 = 130;
-const MEDIUM: u16 = 95;
+const DEVICE: u16 = 120;
+const MEDIUM: u16 = 110;
 /// Below this the sparkline and the progress bar give way, so the run's name has room.
 const NARROW: u16 = 64;
 /// Below this the accuracy and the percentage done give way too.
@@ -57,7 +60,7 @@ fn draw_table(frame: &mut Frame, area: Rect, ctx: &Ctx) {
         .runs
         .windows(2)
         .all(|w| w[0].info.session == w[1].info.session);
-    let name_width = app
+    let mut name_width = app
         .board
         .runs
         .iter()
@@ -93,7 +96,7 @@ fn draw_table(frame: &mut Frame, area: Rect, ctx: &Ctx) {
             Constraint::Length(if width >= MEDIUM { 15 } else { 2 }),
         ),
     ];
-    if width >= WIDE {
+    if width >= DEVICE {
         columns.push(("device", Constraint::Length(9)));
     }
     let percent_width = if width >= TINY { 5 } else { 0 };
@@ -121,15 +124,26 @@ fn draw_table(frame: &mut Frame, area: Rect, ctx: &Ctx) {
     }
     columns.push(("groups", Constraint::Length(groups_width as u16)));
 
-    // The sparkline column gets what the others leave.
-    let fixed: u16 = columns
-        .iter()
-        .map(|(_, c)| match c {
-            Constraint::Length(n) => n + 1,
-            _ => 1,
-        })
-        .sum::<u16>()
-        + 2;
+    // The sparkline column gets what the others leave, and no less than its header: long
+    // names are cut (`pretrained-f…`) rather than every column squeezed.
+    let widths = |columns: &[(&str, Constraint)]| {
+        columns
+            .iter()
+            .map(|(_, c)| match c {
+                Constraint::Length(n) => n + 1,
+                _ => 1,
+            })
+            .sum::<u16>()
+            + 2
+    };
+    let mut fixed = widths(&columns);
+    let spark_header = "train loss".len() as u16;
+    let excess = (fixed + spark_header).saturating_sub(width);
+    if width >= NARROW && excess > 0 {
+        name_width = name_width.saturating_sub(usize::from(excess)).max(4);
+        columns[1].1 = Constraint::Length(name_width as u16);
+        fixed = widths(&columns);
+    }
     let spark_width = width.saturating_sub(fixed).clamp(6, 60) as usize;
 
     let rows = app.board.runs.iter().map(|run| {
@@ -151,11 +165,15 @@ fn draw_table(frame: &mut Frame, area: Rect, ctx: &Ctx) {
                 status_style,
             )),
         ];
-        if width >= WIDE {
-            // A Slurm run's device is on a node; its job is what a user looks up.
+        if width >= DEVICE {
+            // A Slurm run's device is on a node; its job is what a user looks up. A GPU is
+            // said without the backend, so that its number fits: `cuda:1`, not `tch:cuda…`.
             let device = match &info.slurm {
                 Some(job) => format!("job {}", job.job_id),
-                None => info.device.clone(),
+                None => info
+                    .device
+                    .strip_prefix("tch:cuda")
+                    .map_or_else(|| info.device.clone(), |n| format!("cuda{n}")),
             };
             cells.push(Cell::from(fit(&device, 9)));
         }
