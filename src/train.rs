@@ -95,8 +95,8 @@ pub fn main(args: TrainArgs) -> Result<i32> {
         })
         .collect();
     for (slot, spec) in slots.iter_mut().zip(&spec.runs) {
-        if let Some(done) = finished_for_good(&slot.run, spec) {
-            println!("{}: {done}; skipped", slot.name);
+        if let Some((done, more)) = finished_for_good(&slot.run, spec) {
+            println!("{}: {done}; skipped ({more})", slot.name);
             slot.result = Some(RunStatus::Finished);
         }
     }
@@ -159,18 +159,26 @@ pub fn main(args: TrainArgs) -> Result<i32> {
 }
 
 /// How a finished run is done, when these settings give it nothing more to train (`already
-/// finished (step N)`). A finished run given more epochs trains on from its last checkpoint;
-/// one that stopped early, only with more patience.
-pub fn finished_for_good(run: &RunDir, spec: &RunSpec) -> Option<String> {
+/// finished (step N)`), and what would: a finished run given more epochs trains on from its
+/// last checkpoint; one that stopped early, only with more patience.
+pub fn finished_for_good(run: &RunDir, spec: &RunSpec) -> Option<(String, &'static str)> {
     let state = run.read_state().ok()?;
     let early = stopped_early(run, spec);
-    (state.status == RunStatus::Finished && (state.epoch >= spec.epochs || early)).then(|| {
-        format!(
-            "already finished{} (step {})",
-            if early { " early" } else { "" },
-            state.step
-        )
-    })
+    let all_epochs = state.epoch >= spec.epochs;
+    if state.status != RunStatus::Finished || !(all_epochs || early) {
+        return None;
+    }
+    let done = format!(
+        "already finished{} (step {})",
+        if early { " early" } else { "" },
+        state.step
+    );
+    let more = match (all_epochs, early) {
+        (true, true) => "raise its epochs and its early_stop_patience to train on",
+        (false, _) => "raise its early_stop_patience to train on",
+        (true, false) => "raise its epochs to train on",
+    };
+    Some((done, more))
 }
 
 /// Whether the run's last checkpoint has had `early_stop_patience` validations without a better

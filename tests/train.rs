@@ -697,7 +697,9 @@ fn early_stopping_ends_a_run_that_no_longer_improves_after_its_last_thaw() {
 
     let again = home.ok(&["train", file]);
     assert!(
-        again.contains("flat: already finished early (step 15); skipped")
+        again.contains(
+            "flat: already finished early (step 15); skipped (raise its early_stop_patience to train on)"
+        )
             && again
                 .lines()
                 .any(|l| l.starts_with("flat: finished best val acc ")

@@ -216,10 +216,8 @@ fn relaunch(daemon: &mut Daemon, spec: &SessionSpec) -> anyhow::Result<String> {
         run.transfer = None;
         // A finished run the change gives nothing more to train (its rate, say) stays
         // finished, with the settings kept for when it is given more epochs.
-        if let Some(done) = crate::train::finished_for_good(&run.dir, wanted) {
-            changed.push(format!(
-                "{line} (not queued: {done}; raise its epochs to train on)"
-            ));
+        if let Some((done, more)) = crate::train::finished_for_good(&run.dir, wanted) {
+            changed.push(format!("{line} (not queued: {done}; {more})"));
             continue;
         }
         run.external = false;
