@@ -329,6 +329,9 @@ pub struct History {
     pub train_accuracy: Vec<Point>,
     pub val_loss: Vec<Point>,
     pub val_accuracy: Vec<Point>,
+    /// Empty for runs without `grad_clip_norm`.
+    #[serde(default)]
+    pub grad_norm: Vec<Point>,
 }
 
 /// A run with its history and its latest events.
@@ -347,6 +350,9 @@ pub struct MetricPoint {
     pub split: String,
     pub loss: f64,
     pub accuracy: f64,
+    /// The interval's mean gradient norm (training rows of runs with `grad_clip_norm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_norm: Option<f64>,
 }
 
 /// A live change to a subscribed session.

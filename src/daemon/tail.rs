@@ -103,40 +103,49 @@ pub enum Tailed<'a> {
     Line(&'a str),
 }
 
-/// A row of `metrics.csv` (`step,epoch,split,loss,accuracy,...`); `None` for the header or a
-/// line that is not one.
-pub fn parse_metric(line: &str) -> Option<MetricPoint> {
-    let mut fields = line.split(',');
-    let step = fields.next()?.parse().ok()?;
-    let _epoch = fields.next()?;
-    let split = fields.next()?.to_string();
-    let loss = fields.next()?.parse().ok()?;
-    let accuracy = fields.next()?.parse().ok()?;
+/// Where a `metrics.csv`'s columns past the first five are, as its header names them: the
+/// learning rates between `accuracy` and `samples_per_sec`, and `grad_norm` after `wall_time`
+/// in a file begun by a thaw that records it.
+#[derive(Debug, Clone, PartialEq)]
+struct Columns {
+    lrs: Range<usize>,
+    grad_norm: Option<usize>,
+}
+
+impl Columns {
+    /// `None` for a line that is not a header.
+    fn of_header(header: &str) -> Option<Self> {
+        let columns: Vec<&str> = header.split(',').collect();
+        if columns.first() != Some(&"step") {
+            return None;
+        }
+        let at = |name| columns.iter().position(|c| *c == name);
+        Some(Self {
+            lrs: 5..at("samples_per_sec")?,
+            grad_norm: at("grad_norm"),
+        })
+    }
+}
+
+/// A row of `metrics.csv` (`step,epoch,split,loss,accuracy,...`), its gradient norm where
+/// `columns` say; `None` for the header or a line that is not a row.
+fn parse_metric(line: &str, columns: Option<&Columns>) -> Option<MetricPoint> {
+    let fields: Vec<&str> = line.split(',').collect();
+    let number = |i: usize| fields.get(i)?.parse::<f64>().ok();
     Some(MetricPoint {
-        step,
-        split,
-        loss,
-        accuracy,
+        step: fields.first()?.parse().ok()?,
+        split: fields.get(2)?.to_string(),
+        loss: number(3)?,
+        accuracy: number(4)?,
+        grad_norm: columns.and_then(|c| number(c.grad_norm?)),
     })
 }
 
-/// Where a `metrics.csv`'s learning rates are: the columns between `accuracy` and
-/// `samples_per_sec`, as its header names them (other columns may follow `wall_time`). `None`
-/// for a line that is not a header.
-fn lr_columns(header: &str) -> Option<Range<usize>> {
-    let columns: Vec<&str> = header.split(',').collect();
-    if columns.first() != Some(&"step") {
-        return None;
-    }
-    let end = columns.iter().position(|c| *c == "samples_per_sec")?;
-    Some(5..end)
-}
-
-/// The per-group learning rates of a `metrics.csv` row, in the header's `columns`.
-fn parse_lrs(line: &str, columns: &Range<usize>) -> Vec<f64> {
+/// The per-group learning rates of a `metrics.csv` row.
+fn parse_lrs(line: &str, columns: &Columns) -> Vec<f64> {
     line.split(',')
-        .skip(columns.start)
-        .take(columns.len())
+        .skip(columns.lrs.start)
+        .take(columns.lrs.len())
         .filter_map(|f| f.parse().ok())
         .collect()
 }
@@ -148,10 +157,14 @@ pub struct RunHistory {
     train_accuracy: Series,
     val_loss: Series,
     val_accuracy: Series,
+    grad_norm: Series,
 }
 
 impl RunHistory {
     pub fn add(&mut self, row: &MetricPoint) {
+        if let Some(norm) = row.grad_norm {
+            self.grad_norm.push(row.step, norm);
+        }
         let (loss, accuracy) = match row.split.as_str() {
             "val" => (&mut self.val_loss, &mut self.val_accuracy),
             _ => (&mut self.train_loss, &mut self.train_accuracy),
@@ -171,6 +184,7 @@ impl RunHistory {
             train_accuracy: self.train_accuracy.points(),
             val_loss: self.val_loss.points(),
             val_accuracy: self.val_accuracy.points(),
+            grad_norm: self.grad_norm.points(),
         }
     }
 }
@@ -199,7 +213,7 @@ pub struct RunTail {
     /// Each group's learning rate in the last training row.
     pub lrs: Vec<f64>,
     /// Where they are in a row, from the header.
-    lr_columns: Option<Range<usize>>,
+    columns: Option<Columns>,
 }
 
 /// Above this many new rows in one look, clients get the rebuilt history instead.
@@ -215,7 +229,7 @@ impl RunTail {
             history: RunHistory::default(),
             recent_events: VecDeque::new(),
             lrs: Vec::new(),
-            lr_columns: None,
+            columns: None,
         }
     }
 
@@ -228,23 +242,23 @@ impl RunTail {
     pub fn poll(&mut self, collect: bool) -> Changes {
         let mut changes = Changes::default();
         let (history, rows) = (&mut self.history, &mut changes.rows);
-        let (lrs, lrs_at) = (&mut self.lrs, &mut self.lr_columns);
+        let (lrs, columns) = (&mut self.lrs, &mut self.columns);
         let restarted = self.metrics.poll(|tailed| match tailed {
             Tailed::Restart => {
                 history.clear();
-                *lrs_at = None;
+                *columns = None;
             }
             Tailed::Line(line) => {
-                if let Some(row) = parse_metric(line) {
-                    if let (true, Some(columns)) = (row.split == "train", &*lrs_at) {
+                if let Some(row) = parse_metric(line, columns.as_ref()) {
+                    if let (true, Some(columns)) = (row.split == "train", &*columns) {
                         *lrs = parse_lrs(line, columns);
                     }
                     history.add(&row);
                     if collect && rows.len() <= ROWS_PER_UPDATE {
                         rows.push(row);
                     }
-                } else if let Some(columns) = lr_columns(line) {
-                    *lrs_at = Some(columns);
+                } else if let Some(header) = Columns::of_header(line) {
+                    *columns = Some(header);
                 }
             }
         });
@@ -365,22 +379,25 @@ mod tests {
     }
 
     #[test]
-    fn the_learning_rates_are_read_where_the_header_puts_them() {
+    fn the_rates_and_the_gradient_norm_are_read_where_the_header_puts_them() {
         let dir = tempfile::tempdir().unwrap();
         let run = RunDir::new(dir.path());
         // A file an older thaw began ends at `wall_time`; one begun now has two more columns.
-        for (header, row) in [
+        for (header, row, norm) in [
             (
                 "step,epoch,split,loss,accuracy,lr_body,lr_head,samples_per_sec,wall_time",
                 "10,0,train,0.5,0.25,1e-4,1e-3,10.00,0.100",
+                None,
             ),
             (
                 "step,epoch,split,loss,accuracy,lr_body,lr_head,samples_per_sec,wall_time,grad_norm,clipped",
                 "10,0,train,0.5,0.25,1e-4,1e-3,10.00,0.100,3.2e0,0.5",
+                Some(3.2),
             ),
             (
                 "step,epoch,split,loss,accuracy,lr_body,lr_head,samples_per_sec,wall_time,grad_norm,clipped",
                 "10,0,train,0.5,0.25,1e-4,1e-3,10.00,0.100,,",
+                None,
             ),
         ] {
             crate::engine::rundir::write_atomic(
@@ -389,8 +406,17 @@ mod tests {
             )
             .unwrap();
             let mut tail = RunTail::new(&run);
-            tail.poll(false);
+            let changes = tail.poll(true);
             assert_eq!(tail.lrs, [1e-4, 1e-3], "{header}");
+            assert_eq!(changes.rows[0].grad_norm, norm, "{row}");
+            let history: Vec<f64> = tail
+                .history
+                .to_wire()
+                .grad_norm
+                .iter()
+                .map(|p| p.mean)
+                .collect();
+            assert_eq!(history, Vec::from_iter(norm), "{row}");
         }
     }
 }

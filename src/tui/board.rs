@@ -20,6 +20,8 @@ pub struct RunView {
     pub train_loss: Vec<Point>,
     pub val_loss: Vec<Point>,
     pub val_accuracy: Vec<Point>,
+    /// Empty for runs without `grad_clip_norm`.
+    pub grad_norm: Vec<Point>,
     /// Oldest first.
     pub events: VecDeque<Event>,
 }
@@ -31,6 +33,7 @@ impl RunView {
             train_loss: snapshot.history.train_loss,
             val_loss: snapshot.history.val_loss,
             val_accuracy: snapshot.history.val_accuracy,
+            grad_norm: snapshot.history.grad_norm,
             events: snapshot.events.into_iter().collect(),
         }
     }
@@ -58,6 +61,9 @@ impl RunView {
             );
         } else {
             push_bounded(&mut self.train_loss, point);
+        }
+        if let Some(norm) = row.grad_norm.filter(|n| n.is_finite()) {
+            push_bounded(&mut self.grad_norm, Point::single(row.step, norm));
         }
     }
 

@@ -94,6 +94,7 @@ fn history(name: &str, step: usize) -> History {
             .map(|s| Point::single(s as u64, loss(name, s)))
             .collect(),
         train_accuracy: Vec::new(),
+        grad_norm: Vec::new(),
         val_loss: every(40)
             .map(|s| Point::single(s as u64, loss(name, s) + 0.1))
             .collect(),

@@ -506,3 +506,31 @@ fn at_any_width_from_64_columns_the_runs_table_cuts_no_column() {
         );
     }
 }
+
+#[test]
+fn the_detail_charts_the_gradient_norm_of_a_run_that_clips_it() {
+    let mut app = fixture::app(false);
+    let at = app.board.runs.iter().position(|r| r.info.name == "scratch");
+    let at = at.expect("the fixture's run");
+    // Norms around 2, and a spike to 40 in a point that stands for two intervals (a long
+    // run's), whose mean is 21.
+    use crate::series::Point;
+    app.board.runs[at].grad_norm = (1..=60)
+        .map(|i| match i {
+            20 => Point::single(200, 2.0).merge(Point::single(205, 40.0)),
+            i => Point::single(i * 10, 2.0 + (i % 5) as f64 / 10.0),
+        })
+        .collect();
+    press(&mut app, &format!("{}\n", "j".repeat(at)));
+    let wide = screen(&app, 160, 48);
+    assert!(
+        wide.contains(" grad norm before clipping (linear) "),
+        "{wide}"
+    );
+    // The spike, not the mean, sets the chart's top (40 and a margin).
+    assert!(wide.contains("│41.90│"), "{wide}");
+    // Without it (or without room), the accuracy has the side to itself.
+    assert!(!screen(&app, 80, 24).contains("grad norm"));
+    app.board.runs[at].grad_norm.clear();
+    assert!(!screen(&app, 160, 48).contains("grad norm"));
+}

@@ -1,6 +1,6 @@
 //! Run detail: the run's training and validation loss over its whole life with the steps
-//! where groups were frozen or thawed and where it resumed, its validation accuracy, its
-//! layer groups and its events.
+//! where groups were frozen or thawed and where it resumed, its validation accuracy (and, for a
+//! run that clips its gradients, their norm), its layer groups and its events.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -62,6 +62,36 @@ pub fn draw(frame: &mut Frame, area: Rect, ctx: &Ctx) {
         &markers,
         app.log_scale,
     );
+    // A run that clips its gradients has their norm beside its accuracy, where there is room.
+    let (acc_area, norm_area) = match !run.grad_norm.is_empty() && acc_area.height >= 12 {
+        true => {
+            let [acc, norm] =
+                Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)])
+                    .areas(acc_area);
+            (acc, Some(norm))
+        }
+        false => (acc_area, None),
+    };
+    if let Some(area) = norm_area {
+        charts::draw(
+            frame,
+            area,
+            ctx,
+            format!(" grad norm before clipping ({scale}) "),
+            vec![charts::Line {
+                name: "grad norm".into(),
+                style: ctx.style(Role::TrainLoss),
+                // Where a long run's intervals share a point, their largest: spikes stay seen.
+                points: run
+                    .grad_norm
+                    .iter()
+                    .map(|p| (p.step as f64, p.max))
+                    .collect(),
+            }],
+            &markers,
+            app.log_scale,
+        );
+    }
     let accuracy = charts::accuracy_xy(&run.val_accuracy);
     charts::draw(
         frame,
