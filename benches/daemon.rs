@@ -131,14 +131,14 @@ fn synthetic_runs(paths: &Paths) {
             std::io::BufWriter::new(std::fs::File::create(dir.join("metrics.csv")).unwrap());
         writeln!(
             metrics,
-            "step,epoch,split,loss,accuracy,lr_stem,lr_hidden,lr_head,samples_per_sec,wall_time"
+            "step,epoch,split,loss,accuracy,lr_stem,lr_hidden,lr_head,samples_per_sec,wall_time,grad_norm,clipped"
         )
         .unwrap();
         for step in 1..=ROWS {
             let loss = 2.0 / (1.0 + step as f64 / 1000.0) + (step % 7) as f64 * 0.01;
             writeln!(
                 metrics,
-                "{step},{},train,{loss},{},1e-3,1e-3,1e-3,1234.56,{:.3}",
+                "{step},{},train,{loss},{},1e-3,1e-3,1e-3,1234.56,{:.3},,",
                 step / 1000,
                 1.0 - loss / 3.0,
                 step as f64 * 0.01
@@ -147,7 +147,7 @@ fn synthetic_runs(paths: &Paths) {
             if step % 1000 == 0 {
                 writeln!(
                     metrics,
-                    "{step},{},val,{loss},0.8,1e-3,1e-3,1e-3,999.00,0.0",
+                    "{step},{},val,{loss},0.8,1e-3,1e-3,1e-3,999.00,0.0,,",
                     step / 1000
                 )
                 .unwrap();

@@ -130,14 +130,22 @@ impl Columns {
 /// A row of `metrics.csv` (`step,epoch,split,loss,accuracy,...`), its gradient norm where
 /// `columns` say; `None` for the header or a line that is not a row.
 fn parse_metric(line: &str, columns: Option<&Columns>) -> Option<MetricPoint> {
-    let fields: Vec<&str> = line.split(',').collect();
-    let number = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    // One pass, nothing collected: a daemon starting up reads millions of rows.
+    let mut fields = line.split(',');
+    let step = fields.next()?.parse().ok()?;
+    let _epoch = fields.next()?;
+    let split = fields.next()?.to_string();
+    let loss = fields.next()?.parse().ok()?;
+    let accuracy = fields.next()?.parse().ok()?;
+    let grad_norm = columns
+        .and_then(|c| c.grad_norm)
+        .and_then(|at| fields.nth(at.checked_sub(5)?)?.parse().ok());
     Some(MetricPoint {
-        step: fields.first()?.parse().ok()?,
-        split: fields.get(2)?.to_string(),
-        loss: number(3)?,
-        accuracy: number(4)?,
-        grad_norm: columns.and_then(|c| number(c.grad_norm?)),
+        step,
+        split,
+        loss,
+        accuracy,
+        grad_norm,
     })
 }
 

@@ -377,7 +377,7 @@ impl<M: Classifier> Trainer<'_, M> {
             return None;
         }
         let better = match (self.spec.early_stop_min_delta, self.state.patience_loss) {
-            (Some(delta), Some(counted)) => format!(
+            (Some(delta), Some(counted)) if delta > 0.0 => format!(
                 "validation loss more than {} below {counted:.4}",
                 crate::number::plain(delta)
             ),
