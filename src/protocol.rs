@@ -274,6 +274,19 @@ impl RunInfo {
         format!("{}/{}", self.session, self.name)
     }
 
+    /// Where it trains, short, for tables: `cuda:1` (its backend left out, so that GPUs are
+    /// told apart in a narrow column), `tch:cpu`, `flex`; a Slurm run's job, which is what a
+    /// user looks up (its device is on a node).
+    pub fn device_said(&self) -> String {
+        match &self.slurm {
+            Some(job) => format!("job {}", job.job_id),
+            None => self
+                .device
+                .strip_prefix("tch:cuda")
+                .map_or_else(|| self.device.clone(), |n| format!("cuda{n}")),
+        }
+    }
+
     /// Its Slurm job's line (`Slurm job 42 RUNNING on n1`), saying so where the job ended
     /// otherwise than the run: a job killed at its time limit after the run had finished in
     /// the grace its warning gave.

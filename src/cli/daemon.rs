@@ -319,9 +319,15 @@ pub fn status_table(runs: &[RunInfo], colour: bool) -> String {
         .max()
         .unwrap_or(0)
         .max(3);
+    let device_width = runs
+        .iter()
+        .map(|r| r.device_said().len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
     let mut out = format!(
-        "{:<name_width$}  {:<13} {:>13} {:>7} {:>8} {:>8} {:>7}  FROZEN\n",
-        "RUN", "STATUS", "STEP", "EPOCH", "LOSS", "VAL ACC", "LEFT"
+        "{:<name_width$}  {:<13} {:<device_width$} {:>13} {:>7} {:>8} {:>8} {:>7}  FROZEN\n",
+        "RUN", "STATUS", "DEVICE", "STEP", "EPOCH", "LOSS", "VAL ACC", "LEFT"
     );
     for run in runs {
         let word = format!("{:<13}", run.status.word());
@@ -351,8 +357,9 @@ pub fn status_table(runs: &[RunInfo], colour: bool) -> String {
             .map(|g| g.name.as_str())
             .collect();
         out.push_str(&format!(
-            "{:<name_width$}  {word} {step:>13} {epoch:>7} {loss:>8} {acc:>8} {left:>7}  {}\n",
+            "{:<name_width$}  {word} {:<device_width$} {step:>13} {epoch:>7} {loss:>8} {acc:>8} {left:>7}  {}\n",
             run.full_name(),
+            run.device_said(),
             match frozen.is_empty() {
                 true => "-".to_string(),
                 false => frozen.join(","),
@@ -500,6 +507,31 @@ mod tests {
         assert!(lines[3].contains(" 2m55s "), "{table}");
         // Groups thaw later, and steps will be slower: a floor.
         assert!(lines[4].contains(" 5m01s+ "), "{table}");
+    }
+
+    #[test]
+    fn the_status_table_says_where_each_run_trains() {
+        let on = |name: &str, device: &str| RunInfo {
+            device: device.into(),
+            ..run(name, RunStatus::Running)
+        };
+        let table = status_table(
+            &[
+                on("a", "tch:cuda:0"),
+                on("b", "tch:cuda:1"),
+                on("c", "tch:cpu"),
+            ],
+            false,
+        );
+        let lines: Vec<&str> = table.lines().collect();
+        let column = lines[0].find("DEVICE").expect("a device column");
+        for (line, device) in lines[1..].iter().zip(["cuda:0 ", "cuda:1 ", "tch:cpu "]) {
+            assert_eq!(
+                line.get(column..column + device.len()),
+                Some(device),
+                "{table}"
+            );
+        }
     }
 
     #[test]

@@ -166,16 +166,7 @@ fn draw_table(frame: &mut Frame, area: Rect, ctx: &Ctx) {
             )),
         ];
         if width >= DEVICE {
-            // A Slurm run's device is on a node; its job is what a user looks up. A GPU is
-            // said without the backend, so that its number fits: `cuda:1`, not `tch:cuda…`.
-            let device = match &info.slurm {
-                Some(job) => format!("job {}", job.job_id),
-                None => info
-                    .device
-                    .strip_prefix("tch:cuda")
-                    .map_or_else(|| info.device.clone(), |n| format!("cuda{n}")),
-            };
-            cells.push(Cell::from(fit(&device, 9)));
+            cells.push(Cell::from(fit(&info.device_said(), 9)));
         }
         let fraction = match info.total_steps {
             0 => 0.0,
