@@ -129,8 +129,9 @@ fn markers_legend(markers: &[charts::Marker]) -> String {
 
 /// The run's name and status, then what fits of the rest, in the order it is given up when
 /// the terminal is narrow: the gradient norm, the learning-rate multiplier, the model and
-/// device, the Slurm job (when the message does not say it already), GPU memory; then, with little room left, the
-/// message, the epoch and the step, each cut to the room left or left out.
+/// device, the Slurm job (when the message does not say it already), GPU memory; then, with
+/// little room left, the message, the epoch and the step, each cut to the room left or left
+/// out.
 fn title_line<'a>(run: &crate::tui::board::RunView, ctx: &Ctx, width: u16) -> Line<'a> {
     let info = &run.info;
     let text = ctx.style(Role::Text);

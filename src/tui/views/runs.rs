@@ -15,7 +15,7 @@ use crate::tui::theme::Role;
 
 /// Columns shown from these widths on: the wider name and samples a second; the device; the
 /// status word, last loss and time left (all of which, at their widths, leave the sparkline
-/// its 8 cells).
+/// the width of its header with run names of up to 20 characters).
 const WIDE: u16 = 130;
 const DEVICE: u16 = 120;
 const MEDIUM: u16 = 110;
