@@ -313,18 +313,14 @@ fn colours() -> bool {
 
 /// The runs as a table, a line each, with what a run waits for or why it failed below it.
 pub fn status_table(runs: &[RunInfo], colour: bool) -> String {
-    let name_width = runs
-        .iter()
-        .map(|r| r.full_name().len())
-        .max()
-        .unwrap_or(0)
-        .max(3);
-    let device_width = runs
-        .iter()
-        .map(|r| r.device_said().len())
-        .max()
-        .unwrap_or(0)
-        .max(6);
+    // A column as wide as its widest cell, or its header.
+    let widest = |cell: fn(&RunInfo) -> String, header: &str| {
+        runs.iter()
+            .map(|r| cell(r).len())
+            .fold(header.len(), usize::max)
+    };
+    let name_width = widest(RunInfo::full_name, "RUN");
+    let device_width = widest(RunInfo::device_said, "DEVICE");
     let mut out = format!(
         "{:<name_width$}  {:<13} {:<device_width$} {:>13} {:>7} {:>8} {:>8} {:>7}  FROZEN\n",
         "RUN", "STATUS", "DEVICE", "STEP", "EPOCH", "LOSS", "VAL ACC", "LEFT"
