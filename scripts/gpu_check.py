@@ -220,6 +220,27 @@ def gpus():
         return []
 
 
+def save(out_dir, result, home=None):
+    """Writes what is known so far, so that a check cut short by a time limit still leaves its
+    figures (and, with `home`, the daemon's and workers' logs, for a failure's cause)."""
+    path = os.path.join(out_dir, "gpu-check.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(result, f, indent=1)
+    os.replace(path + ".tmp", path)
+    if home is None:
+        return path
+    sessions = os.path.join(home, "data", "sessions")
+    logs = [os.path.join(home, "data", "daemon.log")]
+    for root, _, files in os.walk(sessions):
+        logs += [os.path.join(root, f) for f in files if f in ("worker.log", "events.jsonl")]
+    for log_path in logs:
+        if os.path.exists(log_path):
+            name = os.path.relpath(log_path, os.path.join(home, "data")).replace(os.sep, "__")
+            with open(log_path, "rb") as src, open(os.path.join(out_dir, "logs-" + name), "wb") as dst:
+                dst.write(src.read()[-200_000:])
+    return path
+
+
 def main():
     out_dir = sys.argv[1] if len(sys.argv) > 1 else "gpu-check-result"
     os.makedirs(out_dir, exist_ok=True)
@@ -234,6 +255,7 @@ def main():
     try:
         thaw.run("up")
         concurrent_runs(thaw, result)
+        save(out_dir, result, home)
         out_of_memory(thaw, result)
     except SystemExit as failure:
         result["error"] = str(failure)
@@ -241,11 +263,10 @@ def main():
         thaw.run("down", check=False)
         with open(os.path.join(home, "data", "daemon.log")) as f:
             result["daemon_log_tail"] = f.read()[-4000:]
+        save(out_dir, result, home)
     pytorch(result)
     result["seconds"] = round(time.time() - began, 1)
-    path = os.path.join(out_dir, "gpu-check.json")
-    with open(path, "w") as f:
-        json.dump(result, f, indent=1)
+    path = save(out_dir, result)
     log(f"result written to {path}")
     print(json.dumps({k: v for k, v in result.items() if k != "daemon_log_tail"}, indent=1))
     return 1 if "error" in result else 0

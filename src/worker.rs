@@ -169,8 +169,9 @@ fn announce(run: &RunDir) -> Result<()> {
     run.write_state(&state)
 }
 
-/// Marks the run failed in `state.json` (keeping what it knew) and says why in `events.jsonl`.
-/// What a panic says, with CUDA running out of memory named as such.
+/// What a panic says, with CUDA running out of memory named as such. A LibTorch error is cut
+/// to LibTorch's own message: its C++ backtrace (dozens of frames, kept in `worker.log`) would
+/// bury the reason in `state.json`, the dashboard and `thaw status`.
 fn panic_reason(payload: &(dyn std::any::Any + Send)) -> String {
     let text = payload
         .downcast_ref::<String>()
@@ -182,14 +183,44 @@ fn panic_reason(payload: &(dyn std::any::Any + Send)) -> String {
         .find(|l| !l.trim().is_empty())
         .unwrap_or(text)
         .trim();
-    match text.contains("out of memory") {
-        true => format!(
-            "CUDA out of memory: {first} (a smaller batch_size, or fewer runs on this GPU, needs less)"
+    let said = torch_message(first).unwrap_or(first);
+    match said.strip_prefix("CUDA out of memory.") {
+        Some(rest) => format!(
+            "CUDA out of memory: {} (a smaller batch_size, or fewer runs on this GPU, needs less)",
+            torch_advice_cut(rest.trim())
         ),
-        false => format!("the worker crashed: {first}"),
+        None if text.contains("out of memory") => format!(
+            "CUDA out of memory: {said} (a smaller batch_size, or fewer runs on this GPU, needs less)"
+        ),
+        None => format!("the worker crashed: {said}"),
     }
 }
 
+/// LibTorch's message in a tch error unwrapped by burn-tch (`called `Result::unwrap()` on an
+/// `Err` value: Torch("..."), its newlines escaped), without the C++ backtrace that follows it.
+fn torch_message(line: &str) -> Option<&str> {
+    let start = line.find("Torch(\"")? + "Torch(\"".len();
+    let message = &line[start..];
+    let end = ["\\n", "Exception raised from", "\")"]
+        .iter()
+        .filter_map(|stop| message.find(stop))
+        .min()
+        .unwrap_or(message.len());
+    Some(message[..end].trim())
+}
+
+/// An out-of-memory message up to PyTorch's advice on its allocator settings and the link to
+/// its documentation, which a thaw user cannot act on as written.
+fn torch_advice_cut(message: &str) -> &str {
+    let end = ["If reserved but unallocated", "See documentation"]
+        .iter()
+        .filter_map(|stop| message.find(stop))
+        .min()
+        .unwrap_or(message.len());
+    message[..end].trim()
+}
+
+/// Marks the run failed in `state.json` (keeping what it knew) and says why in `events.jsonl`.
 fn record_failure(run: &RunDir, reason: &str) {
     let mut state = run
         .read_state()
@@ -212,18 +243,44 @@ fn record_failure(run: &RunDir, reason: &str) {
 
 #[cfg(test)]
 mod tests {
+    /// The start of the panic a real CUDA out-of-memory error raised in a worker on an H200
+    /// (the GPU check), with its backtrace cut to three of its 46 frames.
+    const H200_OOM: &str = r#"called `Result::unwrap()` on an `Err` value: Torch("CUDA out of memory. Tried to allocate 8.00 GiB. GPU 0 has a total capacity of 139.80 GiB of which 65.50 MiB is free. Process 523 has 3.61 GiB memory in use. Including non-PyTorch memory, this process has 136.11 GiB memory in use. Of the allocated memory 134.00 GiB is allocated by PyTorch, and 1.50 GiB is reserved by PyTorch but unallocated. If reserved but unallocated memory is large try setting PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid fragmentation.  See documentation for Memory Management  (https://docs.pytorch.org/docs/stable/notes/cuda.html#optimizing-memory-usage-with-pytorch-cuda-alloc-conf)\nException raised from malloc at /pytorch/c10/cuda/CUDACachingAllocator.cpp:1574 (most recent call first):\nframe #0: c10::Error::Error(c10::SourceLocation, std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >) + 0x9d (0x7fd0b79c305d in /opt/torch/.venv/lib/python3.12/site-packages/torch/lib/libc10.so)\nframe #1: <unknown function> + 0x4434a (0x7fd09f7ab34a in /opt/torch/.venv/lib/python3.12/site-packages/torch/lib/libc10_cuda.so)\nframe #45: <unknown function> + 0x4fe6b1 (0x557073f426b1 in /work/main/gpu-check/thaw)\n")"#;
+
+    fn reason(text: &str) -> String {
+        let payload: Box<dyn std::any::Any + Send> = Box::new(String::from(text));
+        super::panic_reason(payload.as_ref())
+    }
+
     #[test]
-    fn a_cuda_out_of_memory_panic_is_named() {
-        let oom: Box<dyn std::any::Any + Send> = Box::new(String::from(
-            "called `Result::unwrap()` on an `Err` value: Torch(\"CUDA out of memory. Tried to allocate 2.00 GiB\")\nbacktrace",
-        ));
-        let reason = super::panic_reason(oom.as_ref());
-        assert!(reason.starts_with("CUDA out of memory: "), "{reason}");
-        assert!(reason.contains("Tried to allocate 2.00 GiB") && !reason.contains("backtrace"));
+    fn a_cuda_out_of_memory_panic_says_libtorch_s_reason_without_its_backtrace() {
+        assert_eq!(
+            reason(H200_OOM),
+            "CUDA out of memory: Tried to allocate 8.00 GiB. GPU 0 has a total capacity of \
+             139.80 GiB of which 65.50 MiB is free. Process 523 has 3.61 GiB memory in use. \
+             Including non-PyTorch memory, this process has 136.11 GiB memory in use. Of the \
+             allocated memory 134.00 GiB is allocated by PyTorch, and 1.50 GiB is reserved by \
+             PyTorch but unallocated. (a smaller batch_size, or fewer runs on this GPU, needs less)"
+        );
+    }
+
+    #[test]
+    fn other_panics_say_their_first_line_and_libtorch_errors_lose_their_backtrace() {
         let other: Box<dyn std::any::Any + Send> = Box::new("index out of bounds");
         assert_eq!(
             super::panic_reason(other.as_ref()),
             "the worker crashed: index out of bounds"
+        );
+        assert_eq!(
+            reason(
+                "called `Result::unwrap()` on an `Err` value: Torch(\"shape '[2, 3]' is invalid for input of size 5\\nException raised from infer_size_impl\\nframe #0: c10::Error\")"
+            ),
+            "the worker crashed: shape '[2, 3]' is invalid for input of size 5"
+        );
+        // A message in some other form that still says it ran out of memory is named too.
+        assert_eq!(
+            reason("CUDA error: out of memory\nbacktrace"),
+            "CUDA out of memory: CUDA error: out of memory (a smaller batch_size, or fewer runs on this GPU, needs less)"
         );
     }
 }
