@@ -317,4 +317,77 @@ mod tests {
         assert!(worst < 1e-4, "flex and tch:cpu differ by {worst}");
         assert!(a.iter().any(|v| v.abs() > 1e-3), "the logits say something");
     }
+
+    /// Every convolution's weight gradient agrees between flex (burn's own formula) and tch:cpu
+    /// (thaw's burn-tch computes it with LibTorch's convolution backward): the 7x7 stride-2
+    /// stem, the 3x3s of both strides and the 1x1 stride-2 shortcuts of resnet18.
+    #[cfg(feature = "tch")]
+    #[test]
+    fn flex_and_tch_cpu_agree_on_every_convolution_weight_gradient() {
+        use crate::engine::device::DeviceSpec;
+        use crate::engine::trainer::step::{gradients, loss_and_correct};
+        use crate::engine::weights::{TransferRules, WeightsFile, transfer};
+        use burn::module::ParamId;
+        use std::collections::BTreeMap;
+
+        let shape = ModelShape {
+            classes: 10,
+            in_channels: 3,
+            image_size: 32,
+        };
+        let flex = flex().autodiff();
+        flex.seed(5);
+        let ours = ResNet::new(ResNetShape::RESNET18, shape, &flex);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("resnet18.bpk");
+        ours.clone().save_file(&path).expect("saved");
+        let tch = DeviceSpec::TchCpu.to_device().expect("tch:cpu").autodiff();
+        let theirs = ResNet::new(ResNetShape::RESNET18, shape, &tch);
+        let groups = layer_groups(ModelKind::ResNet18, &theirs);
+        let file = WeightsFile::read(&path).expect("read back");
+        let (theirs, _) =
+            transfer(theirs, &groups, &file, &TransferRules::default()).expect("loads");
+
+        let values: Vec<f32> = (0..4 * 3 * 32 * 32)
+            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+            .collect();
+        let conv_grads = |model: &ResNet, device: &Device| -> BTreeMap<String, Vec<f32>> {
+            let x = Tensor::<4>::from_data(TensorData::new(values.clone(), [4, 3, 32, 32]), device);
+            let labels =
+                Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 3, 7, 9], [4]), device);
+            let (loss, _) = loss_and_correct(model.forward(x), labels);
+            let grads = gradients(&loss, model);
+            let mut convs: Vec<(String, ParamId)> = Vec::new();
+            for_each_tensor(model, |t| {
+                if t.shape.len() == 4 {
+                    convs.push((t.path.to_string(), t.id));
+                }
+            });
+            convs
+                .into_iter()
+                .map(|(path, id)| {
+                    let grad = grads.get::<4>(id).expect("a conv weight has a gradient");
+                    let grad = grad.into_data().convert::<f32>().try_to_vec::<f32>();
+                    (path, grad.expect("f32 gradient"))
+                })
+                .collect()
+        };
+        let (a, b) = (conv_grads(&ours, &flex), conv_grads(&theirs, &tch));
+        assert_eq!(a.len(), 20, "resnet18 has 20 convolutions: {:?}", a.keys());
+        assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+        for (path, a) in &a {
+            let b = &b[path];
+            let scale = a.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let worst = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max);
+            assert!(scale > 0.0, "{path}: a gradient of zeros says nothing");
+            assert!(
+                worst <= 1e-3 * scale,
+                "{path}: flex and tch:cpu differ by {worst} (largest {scale})"
+            );
+        }
+    }
 }
