@@ -93,17 +93,22 @@ def step_times(args, frozen):
     model = build(args.classes, frozen).to(device)
     optim = torch.optim.Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(1)
-    images = torch.randn(args.batch, 3, args.image_size, args.image_size, generator=gen).to(device)
-    labels = torch.randint(0, args.classes, (args.batch,), generator=gen).to(device)
+    # The batch starts in host memory, as a loader's does, and goes to the device each step
+    # (on the CPU, `.to` is a no-op): thaw's step pays that copy too.
+    images = torch.randn(args.batch, 3, args.image_size, args.image_size, generator=gen)
+    labels = torch.randint(0, args.classes, (args.batch,), generator=gen)
     # On a GPU the phases end when its queue has drained, not when the calls return.
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    phases = {"forward": [], "backward": [], "update": []}
+    phases = {"upload": [], "forward": [], "backward": [], "update": []}
     for i in range(args.warmup + args.steps):
+        begin = time.perf_counter()
+        x, y = images.to(device), labels.to(device)
+        sync()
         start = time.perf_counter()
         optim.zero_grad(set_to_none=True)
-        logits = model(images)
-        loss = F.cross_entropy(logits, labels)
-        correct = (logits.argmax(1) == labels).sum().item()
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        correct = (logits.argmax(1) == y).sum().item()
         value = loss.item()
         forward = time.perf_counter()
         loss.backward()
@@ -115,6 +120,7 @@ def step_times(args, frozen):
         if value != value or correct < 0:
             raise SystemExit(f"non-finite loss at step {i}")
         if i >= args.warmup:
+            phases["upload"].append((start - begin) * 1000.0)
             phases["forward"].append((forward - start) * 1000.0)
             phases["backward"].append((backward - forward) * 1000.0)
             phases["update"].append((update - backward) * 1000.0)

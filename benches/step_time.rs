@@ -6,7 +6,8 @@
 //! tch:cpu). Environment: `THAW_BENCH_STEPS` (timed steps, 8), `THAW_BENCH_WARMUP` (untimed
 //! steps first, 3), `THAW_BENCH_THREADS` (every backend's CPU threads, all cores),
 //! `THAW_BENCH_PYTHON` (a Python with torch; default the one `.ci/run` installs, else
-//! `python3`).
+//! `python3`), `THAW_BENCH_DEVICE` (one device instead: `tch:cuda:0` times thaw and PyTorch on
+//! that GPU), `THAW_BENCH_IMAGE_SIZE` (64) and `THAW_BENCH_BATCH` (32).
 
 mod common;
 
@@ -25,8 +26,6 @@ use thaw::session::{OptimizerKind, RunSpec};
 
 use common::{cpu_model, load_average};
 
-const BATCH: usize = 32;
-const IMAGE_SIZE: usize = 64;
 const CLASSES: usize = 10;
 /// The groups frozen in the "frozen" configuration, as in a typical fine-tuning run.
 const FROZEN: [&str; 4] = ["stem", "layer1", "layer2", "layer3"];
@@ -39,6 +38,10 @@ struct Config {
     warmup: usize,
     threads: usize,
     python: PathBuf,
+    /// The backends timed: flex (and tch:cpu), or the one `THAW_BENCH_DEVICE` names.
+    devices: Vec<DeviceSpec>,
+    image_size: usize,
+    batch: usize,
 }
 
 /// Median step times of one backend, in milliseconds.
@@ -52,8 +55,13 @@ struct Timing {
 /// The timed steps of one configuration, split into their phases, in milliseconds.
 #[derive(Default)]
 struct Phases {
-    /// Batch to tensors, forward, loss and reading it back.
+    /// The batch from host memory into the device's tensors.
+    upload: Vec<f64>,
+    /// Forward, loss and reading it back.
     forward: Vec<f64>,
+    /// The forward's calls alone, before the first read back waits for the device: on a GPU,
+    /// near `forward` means the host, issuing the work, is what the forward waits for.
+    issued: Vec<f64>,
     /// Backward pass into per-parameter gradients.
     backward: Vec<f64>,
     /// The optimizer's update.
@@ -63,16 +71,19 @@ struct Phases {
 impl Phases {
     fn total(&self) -> f64 {
         let steps: Vec<f64> = (0..self.forward.len())
-            .map(|i| self.forward[i] + self.backward[i] + self.update[i])
+            .map(|i| self.upload[i] + self.forward[i] + self.backward[i] + self.update[i])
             .collect();
         median(&steps)
     }
 
     fn describe(&self) -> String {
         format!(
-            "step {:.0} ms (forward {:.0}, backward {:.0}, update {:.0})",
+            "step {:.0} ms (upload {:.1}, forward {:.0} of which {:.0} issuing it, backward {:.0}, \
+             update {:.0})",
             self.total(),
+            median(&self.upload),
             median(&self.forward),
+            median(&self.issued),
             median(&self.backward),
             median(&self.update)
         )
@@ -93,6 +104,7 @@ struct PytorchReport {
 /// Median milliseconds of each phase of PyTorch's step.
 #[derive(Deserialize)]
 struct PytorchPhases {
+    upload: f64,
     forward: f64,
     backward: f64,
     update: f64,
@@ -101,8 +113,8 @@ struct PytorchPhases {
 impl PytorchPhases {
     fn describe(&self, step: f64) -> String {
         format!(
-            "step {step:.0} ms (forward {:.0}, backward {:.0}, update {:.0})",
-            self.forward, self.backward, self.update
+            "step {step:.0} ms (upload {:.1}, forward {:.0}, backward {:.0}, update {:.0})",
+            self.upload, self.forward, self.backward, self.update
         )
     }
 }
@@ -112,9 +124,13 @@ fn main() -> Result<()> {
     // rayon's global pool can be built once per process: one thread count for every backend.
     set_cpu_threads(config.threads);
     println!(
-        "resnet18, {IMAGE_SIZE}x{IMAGE_SIZE}, batch {BATCH}, {CLASSES} classes, Adam lr 1e-3, \
+        "resnet18, {size}x{size}, batch {}, {CLASSES} classes, Adam lr 1e-3, \
          {} threads; median of {} steps after {} warm-up steps",
-        config.threads, config.steps, config.warmup
+        config.batch,
+        config.threads,
+        config.steps,
+        config.warmup,
+        size = config.image_size
     );
     println!(
         "machine: {}, {} cores; load average at start: {}",
@@ -123,7 +139,7 @@ fn main() -> Result<()> {
         load_average()
     );
     let mut timings = Vec::new();
-    for device in devices() {
+    for &device in &config.devices {
         let trainable = thaw_steps(device, false, &config)?;
         let frozen = thaw_steps(device, true, &config)?;
         println!("thaw {device}, trainable: {}", trainable.describe());
@@ -133,7 +149,7 @@ fn main() -> Result<()> {
             name: format!("thaw {device}"),
             trainable,
             frozen,
-            is_tch: device == DeviceSpec::TchCpu,
+            is_tch: matches!(device, DeviceSpec::TchCpu | DeviceSpec::TchCuda(_)),
         });
     }
     let pytorch = match pytorch_steps(&config) {
@@ -177,11 +193,21 @@ impl Config {
                 .filter(|p| p.is_file())
                 .unwrap_or_else(|| PathBuf::from("python3")),
         };
+        let devices = match std::env::var("THAW_BENCH_DEVICE") {
+            Err(_) => default_devices(),
+            Ok(name) => vec![
+                name.parse::<DeviceSpec>()
+                    .map_err(|e| anyhow::anyhow!("THAW_BENCH_DEVICE={name:?}: {e}"))?,
+            ],
+        };
         Ok(Self {
             steps: env_count("THAW_BENCH_STEPS", 8)?,
             warmup: env_count("THAW_BENCH_WARMUP", 3)?,
             threads: env_count("THAW_BENCH_THREADS", cores())?,
             python,
+            devices,
+            image_size: env_count("THAW_BENCH_IMAGE_SIZE", 64)?,
+            batch: env_count("THAW_BENCH_BATCH", 32)?,
         })
     }
 }
@@ -206,7 +232,7 @@ fn env_count(name: &str, default: usize) -> Result<usize> {
     }
 }
 
-fn devices() -> Vec<DeviceSpec> {
+fn default_devices() -> Vec<DeviceSpec> {
     let mut devices = vec![DeviceSpec::Flex];
     if cfg!(feature = "tch") {
         devices.push(DeviceSpec::TchCpu);
@@ -215,15 +241,16 @@ fn devices() -> Vec<DeviceSpec> {
 }
 
 /// Times `warmup + steps` training steps of a fresh resnet18 on `device`, as thaw's trainer
-/// takes them, and returns the timed ones. The CPU backends run eagerly, so each phase's work
-/// is done when its call returns.
+/// takes them, and returns the timed ones. Each phase ends by waiting for the device (a GPU
+/// runs asynchronously; the CPU backends' work is done when the call returns).
 fn thaw_steps(device: DeviceSpec, frozen: bool, config: &Config) -> Result<Phases> {
     let ad = device.to_device()?.autodiff();
+    let sync = || ad.sync().map_err(|e| anyhow::anyhow!("{device}: {e:?}"));
     ad.seed(0);
     let shape = ModelShape {
         classes: CLASSES,
         in_channels: 3,
-        image_size: IMAGE_SIZE,
+        image_size: config.image_size,
     };
     let mut model = ResNet::new(ResNetShape::RESNET18, shape, &ad);
     let groups = layer_groups(ModelKind::ResNet18, &model);
@@ -234,8 +261,8 @@ fn thaw_steps(device: DeviceSpec, frozen: bool, config: &Config) -> Result<Phase
     }
     let spec = RunSpec {
         model: ModelKind::ResNet18,
-        image_size: IMAGE_SIZE,
-        batch_size: BATCH,
+        image_size: config.image_size,
+        batch_size: config.batch,
         optimizer: OptimizerKind::Adam,
         lr: 1e-3,
         device,
@@ -244,27 +271,45 @@ fn thaw_steps(device: DeviceSpec, frozen: bool, config: &Config) -> Result<Phase
     let mut optim = optimizer(&spec);
     // The trainer gives every group its own rate through burn's module scheduler.
     let rates: Vec<(ParamGroup, f64)> = groups.iter().map(|g| (g.param_group(), spec.lr)).collect();
-    let batch = synthetic_batch();
+    let batch = synthetic_batch(config.batch, config.image_size);
     let mut phases = Phases::default();
     let ms = |since: Instant| since.elapsed().as_secs_f64() * 1000.0;
+    let sent = batch.clone();
     for i in 0..config.warmup + config.steps {
         let batch = batch.clone();
         let start = Instant::now();
         let (images, labels) = tensors(batch, &ad);
-        let (loss, _correct) = loss_and_correct(model.forward(images), labels);
+        sync()?;
+        let upload = ms(start);
+        if i == 0 {
+            // The batch read back from the device is the batch sent (an untimed warm-up step).
+            let back = images.clone().into_data().convert::<f32>();
+            if back.try_to_vec::<f32>().ok().as_ref() != Some(&sent.images) {
+                bail!("thaw {device}: the batch read back from the device is not the batch sent");
+            }
+        }
+        let start = Instant::now();
+        let logits = model.forward(images);
+        let issued = ms(start);
+        let (loss, _correct) = loss_and_correct(logits, labels);
         let value = loss.clone().into_scalar::<f32>();
+        sync()?;
         let forward = ms(start);
         let start = Instant::now();
         let grads = gradients(&loss, &model);
+        sync()?;
         let backward = ms(start);
         let start = Instant::now();
         model = optim.step(module_rates(&rates, spec.lr), model, grads);
+        sync()?;
         let update = ms(start);
         if !value.is_finite() {
             bail!("thaw {device}: loss {value} at step {i}");
         }
         if i >= config.warmup {
+            phases.upload.push(upload);
             phases.forward.push(forward);
+            phases.issued.push(issued);
             phases.backward.push(backward);
             phases.update.push(update);
         }
@@ -273,8 +318,8 @@ fn thaw_steps(device: DeviceSpec, frozen: bool, config: &Config) -> Result<Phase
 }
 
 /// A fixed batch of pseudo-random images and labels (the data does not change the work).
-fn synthetic_batch() -> Batch {
-    let len = BATCH * 3 * IMAGE_SIZE * IMAGE_SIZE;
+fn synthetic_batch(batch: usize, image_size: usize) -> Batch {
+    let len = batch * 3 * image_size * image_size;
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;
     let mut next = move || {
         state ^= state << 13;
@@ -285,24 +330,39 @@ fn synthetic_batch() -> Batch {
     let images = (0..len)
         .map(|_| (next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
         .collect();
-    let labels = (0..BATCH)
+    let labels = (0..batch)
         .map(|_| (next() % CLASSES as u64) as i64)
         .collect();
     Batch {
         images,
         labels,
-        shape: [BATCH, 3, IMAGE_SIZE, IMAGE_SIZE],
+        shape: [batch, 3, image_size, image_size],
+    }
+}
+
+/// Where PyTorch runs: on the GPU when thaw is timed on one (`tch:cuda:N` -> `cuda:N`).
+fn pytorch_device(devices: &[DeviceSpec]) -> String {
+    match devices {
+        [DeviceSpec::TchCuda(n)] => format!("cuda:{n}"),
+        _ => "cpu".to_string(),
     }
 }
 
 /// Runs `benches/pytorch_step.py` with the configured Python and reads its JSON line.
 fn pytorch_steps(config: &Config) -> Result<PytorchReport> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/pytorch_step.py");
+    // A bench binary carried to another machine (the GPU check) finds the script from where
+    // it is run, the repository root, when the tree it was built in is not there.
+    let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/pytorch_step.py");
+    let script = match built_in.is_file() {
+        true => built_in,
+        false => PathBuf::from("benches/pytorch_step.py"),
+    };
     let output = Command::new(&config.python)
         .arg(&script)
         .args(["--threads", &config.threads.to_string()])
-        .args(["--batch", &BATCH.to_string()])
-        .args(["--image-size", &IMAGE_SIZE.to_string()])
+        .args(["--batch", &config.batch.to_string()])
+        .args(["--image-size", &config.image_size.to_string()])
+        .args(["--device", &pytorch_device(&config.devices)])
         .args(["--classes", &CLASSES.to_string()])
         .args(["--warmup", &config.warmup.to_string()])
         .args(["--steps", &config.steps.to_string()])

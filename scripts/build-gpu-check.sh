@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds what scripts/gpu-check.sh needs on a GPU machine without Rust: a release thaw with
-# --features tch against PyTorch 2.11.0 (the GPU machines' version; burn-tch is made for 2.9,
+# Builds what scripts/gpu-check.sh needs on a GPU machine without Rust: a release thaw (and the
+# step_time bench) with --features tch against PyTorch 2.11.0 (the GPU machines' version; burn-tch is made for 2.9,
 # hence LIBTORCH_BYPASS_VERSION_CHECK), stripped, in gpu-check/ (ignored by git; carried to
 # the machine as it is). The venv and the build live in the CI cache outside the clone.
 set -euo pipefail
@@ -15,7 +15,15 @@ export PATH="$venv/bin:$PATH" LIBTORCH_USE_PYTORCH=1 LIBTORCH_BYPASS_VERSION_CHE
 unset LIBTORCH
 export CARGO_TARGET_DIR="$cache/target-gpu"
 cargo build --release --features tch
+# The step-time bench too: thaw's phases against PyTorch's on the GPU, each alone on it.
+bench="$(cargo bench --features tch --bench step_time --no-run --message-format=json-render-diagnostics |
+  python3 -c 'import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "step_time" and m.get("executable"):
+        print(m["executable"])')"
 mkdir -p gpu-check
 cp "$CARGO_TARGET_DIR/release/thaw" gpu-check/thaw
-strip gpu-check/thaw
-ls -l gpu-check/thaw
+cp "$bench" gpu-check/step_time
+strip gpu-check/thaw gpu-check/step_time
+ls -l gpu-check/thaw gpu-check/step_time

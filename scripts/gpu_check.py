@@ -9,6 +9,8 @@
    out-of-memory reason while the healthy run keeps training.
 3. The same model's PyTorch eager step time on the same device (benches/pytorch_step.py,
    run by this machine's python3), trainable and frozen.
+4. The step_time bench (built with the binary) on the device: thaw's step split into forward,
+   backward and update, alone on the GPU on a fixed batch, beside PyTorch's.
 
 Standard library only: the machine has python3 and PyTorch, no Rust. scripts/gpu-check.sh
 sets the environment and calls this; see the README's "GPU check".
@@ -24,6 +26,7 @@ import tempfile
 import time
 
 BIN = os.environ.get("THAW_GPU_BIN", "gpu-check/thaw")
+BENCH = os.environ.get("THAW_GPU_BENCH", "gpu-check/step_time")
 DEVICE = os.environ.get("THAW_GPU_DEVICE", "tch:cuda:0")
 SIZE = int(os.environ.get("THAW_GPU_IMAGE_SIZE", "224"))
 BATCH = int(os.environ.get("THAW_GPU_BATCH", "64"))
@@ -209,6 +212,25 @@ def pytorch(result):
     result["pytorch_eager"] = {k: v for k, v in figures.items() if not k.endswith("steps_ms")}
 
 
+def step_time_bench(result):
+    """thaw's step alone on the device, in phases, beside PyTorch's (benches/step_time.rs)."""
+    if not os.path.exists(BENCH):
+        result["step_time_bench"] = {"skipped": f"no {BENCH}: scripts/build-gpu-check.sh builds it"}
+        return
+    env = dict(
+        os.environ,
+        THAW_BENCH_DEVICE=DEVICE,
+        THAW_BENCH_IMAGE_SIZE=str(SIZE),
+        THAW_BENCH_BATCH=str(BATCH),
+        THAW_BENCH_PYTHON=PYTHON,
+        THAW_BENCH_STEPS="20",
+        THAW_BENCH_WARMUP="5",
+    )
+    out = subprocess.run([BENCH, "--bench"], env=env, capture_output=True, text=True)
+    result["step_time_bench"] = {"status": out.returncode, "stdout": out.stdout.splitlines(), "stderr": out.stderr[-2000:]}
+    log("\n".join(out.stdout.splitlines()))
+
+
 def gpus():
     """nvidia-smi's view, when there is one."""
     try:
@@ -265,6 +287,8 @@ def main():
             result["daemon_log_tail"] = f.read()[-4000:]
         save(out_dir, result, home)
     pytorch(result)
+    save(out_dir, result)
+    step_time_bench(result)
     result["seconds"] = round(time.time() - began, 1)
     path = save(out_dir, result)
     log(f"result written to {path}")

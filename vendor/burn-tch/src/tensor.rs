@@ -359,8 +359,37 @@ impl TchTensor {
     /// A new tensor.
     pub fn from_data<E: TchElement>(data: TensorData, device: tch::Device) -> Self {
         let shape_tch = TchShape::from(data.shape().as_slice());
-        let tensor =
-            tch::Tensor::from_data_size(data.as_bytes(), &shape_tch.dims, E::kind()).to(device);
+        let tensor = match device {
+            // thaw: a GPU copy reads the data where it is. `from_data_size` first copied it
+            // into a newly allocated host tensor: for a ResNet batch of 64 at 224x224
+            // (38.5 MB), 17.9 ms an upload on an H200 machine, against PyTorch's 5.2.
+            tch::Device::Cuda(_) => {
+                let bytes = data.as_bytes();
+                let dims = &shape_tch.dims;
+                let mut strides = vec![1i64; dims.len()];
+                for i in (0..dims.len().saturating_sub(1)).rev() {
+                    strides[i] = strides[i + 1] * dims[i + 1];
+                }
+                // SAFETY: `host` borrows `bytes` (alive for this whole block) as a contiguous
+                // tensor of `dims`, which is exactly what `TensorData` holds. A copy to
+                // another device that is not `non_blocking` has finished reading the host
+                // memory when `to` returns, and the result owns its own device memory.
+                let host = unsafe {
+                    tch::Tensor::from_blob(
+                        bytes.as_ptr(),
+                        dims,
+                        &strides,
+                        E::kind(),
+                        tch::Device::Cpu,
+                    )
+                };
+                host.to(device)
+            }
+            // `to` the CPU would alias the borrowed bytes: the CPU keeps its own copy.
+            _ => {
+                tch::Tensor::from_data_size(data.as_bytes(), &shape_tch.dims, E::kind()).to(device)
+            }
+        };
 
         Self::new(tensor)
     }
