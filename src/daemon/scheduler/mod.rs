@@ -1,7 +1,8 @@
 //! Which pending runs start now. CPU runs share the cores: at most `cpu_slots` at once, each
 //! with a thread budget so that together they use the cores and no more. CUDA runs go to a
 //! GPU with room (`runs_per_gpu` each): `tch:cuda:N` to that one, `gpu` (and `auto` where
-//! LibTorch is built in and there are GPUs) to the least busy. A run that starts from another
+//! LibTorch is built in and there are GPUs) to the least busy, each with a share of the cores
+//! for preparing its batches. A run that starts from another
 //! run's best weights waits until that run has them; if it ends without them, the waiting run
 //! fails with that reason. Slurm runs are submitted as soon as they are ready: Slurm
 //! decides when they start.
@@ -139,10 +140,15 @@ pub fn schedule(registry: &mut Registry, capacity: &Capacity, launch: &mut Launc
             }
         }
     }
-    // The cores are shared by the runs that will be training together.
+    // The cores are shared by the runs that will be training together on this machine. A GPU
+    // keeps its run's data loader busy (one thread cannot decode a batch of JPEGs as fast as
+    // an H200 trains on it), so GPU runs count and get their share; all that are ready for a
+    // device are counted, though some may wait for one.
     let cpu_slots = capacity.cpu_slots;
     let starting = ready_cpu.len().min(cpu_slots.saturating_sub(cpu_busy));
-    let threads = (capacity.cores / (cpu_busy + starting).clamp(1, cpu_slots.max(1))).max(1);
+    let others = live.iter().filter(|(p, _)| *p != Placement::Cpu).count() + ready_other.len();
+    let cpu_runs = (cpu_busy + starting).clamp(1, cpu_slots.max(1));
+    let threads = (capacity.cores / (cpu_runs + others)).max(1);
     for (si, ri) in ready_cpu {
         let run = &mut registry.sessions[si].runs[ri];
         if cpu_busy < cpu_slots {
@@ -153,6 +159,7 @@ pub fn schedule(registry: &mut Registry, capacity: &Capacity, launch: &mut Launc
             mark(run, RunStatus::Queued, why)?;
         }
     }
+    let device_threads = (capacity.cores / (cpu_busy + others).max(1)).max(1);
     for (si, ri) in ready_other {
         let placement = placement(registry.sessions[si].runs[ri].device, gpus);
         let users = |registry: &Registry, gpu: Option<usize>, device: Option<&str>| {
@@ -211,7 +218,12 @@ pub fn schedule(registry: &mut Registry, capacity: &Capacity, launch: &mut Launc
             }
             Placement::Device(device) => match devices_busy.insert(device.clone()) {
                 true => {
-                    start(&mut registry.sessions[si].runs[ri], 1, None, spawn)?;
+                    start(
+                        &mut registry.sessions[si].runs[ri],
+                        device_threads,
+                        None,
+                        spawn,
+                    )?;
                     continue;
                 }
                 false => (
@@ -228,7 +240,7 @@ pub fn schedule(registry: &mut Registry, capacity: &Capacity, launch: &mut Launc
         match chosen {
             Some(g) => {
                 per_gpu[g] += 1;
-                start(run, 1, Some(DeviceSpec::TchCuda(g)), spawn)?;
+                start(run, device_threads, Some(DeviceSpec::TchCuda(g)), spawn)?;
                 run.gpu = Some(g);
             }
             None => mark(run, RunStatus::Queued, why)?,

@@ -144,12 +144,17 @@ name = "c"
 }
 
 /// Starts `sleep` in place of a worker and records the device it was given.
-struct StandIns(Vec<(String, Option<DeviceSpec>)>);
+struct StandIns(Vec<(String, Option<DeviceSpec>)>, Vec<usize>);
 
 impl StandIns {
-    fn spawn(&mut self, dir: &RunDir, _: usize, device: Option<DeviceSpec>) -> Result<Child> {
+    fn new() -> StandIns {
+        StandIns(Vec::new(), Vec::new())
+    }
+
+    fn spawn(&mut self, dir: &RunDir, threads: usize, device: Option<DeviceSpec>) -> Result<Child> {
         let name = dir.root.file_name().unwrap().to_string_lossy().to_string();
         self.0.push((name, device));
+        self.1.push(threads);
         Ok(std::process::Command::new("sleep").arg("60").spawn()?)
     }
 }
@@ -191,7 +196,7 @@ fn two_gpus_three_runs_one_queued_until_a_failed_run_frees_its_gpu() {
         gpus: &gpus,
         ..cpu_only(2)
     };
-    let mut standins = StandIns(Vec::new());
+    let mut standins = StandIns::new();
     schedule(&mut registry, &capacity, &mut |d, t, g| {
         standins.spawn(d, t, g)
     })
@@ -234,6 +239,48 @@ fn two_gpus_three_runs_one_queued_until_a_failed_run_frees_its_gpu() {
 }
 
 #[test]
+fn gpu_runs_get_a_share_of_the_cores_for_their_data_and_cpu_runs_count_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let gpus = gpus(2);
+    let capacity = Capacity {
+        gpus: &gpus,
+        cores: 16,
+        ..cpu_only(2)
+    };
+    // Three GPU runs for two GPUs: the cores are shared by the three ready ones.
+    let mut registry = gpu_runs(dir.path(), [DeviceSpec::Gpu; 3]);
+    let mut standins = StandIns::new();
+    schedule(&mut registry, &capacity, &mut |d, t, g| {
+        standins.spawn(d, t, g)
+    })
+    .unwrap();
+    assert_eq!(standins.1, [5, 5]);
+    // a ends; c starts beside b alone: half the cores.
+    kill(&mut registry.sessions[0].runs[0]);
+    schedule(&mut registry, &capacity, &mut |d, t, g| {
+        standins.spawn(d, t, g)
+    })
+    .unwrap();
+    assert_eq!(standins.1, [5, 5, 8]);
+    stop_all(&mut registry);
+
+    // A CPU run beside two GPU runs: three runs share the 16 cores.
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = gpu_runs(
+        dir.path(),
+        [DeviceSpec::Flex, DeviceSpec::Gpu, DeviceSpec::Gpu],
+    );
+    let mut standins = StandIns::new();
+    schedule(&mut registry, &capacity, &mut |d, t, g| {
+        standins.spawn(d, t, g)
+    })
+    .unwrap();
+    assert_eq!(standins.0.len(), 3);
+    assert_eq!(standins.1, [5, 5, 5]);
+    stop_all(&mut registry);
+}
+
+#[test]
 fn a_given_gpu_waits_for_that_gpu_and_runs_per_gpu_shares_them() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = gpu_runs(
@@ -249,7 +296,7 @@ fn a_given_gpu_waits_for_that_gpu_and_runs_per_gpu_shares_them() {
         gpus: &gpus,
         ..cpu_only(2)
     };
-    let mut standins = StandIns(Vec::new());
+    let mut standins = StandIns::new();
     schedule(&mut registry, &capacity, &mut |d, t, g| {
         standins.spawn(d, t, g)
     })
@@ -355,7 +402,7 @@ name = "here"
 "#,
     );
     let mut submitted = Vec::new();
-    let mut standins = StandIns(Vec::new());
+    let mut standins = StandIns::new();
     let mut spawn = |d: &RunDir, t, g| standins.spawn(d, t, g);
     let mut submit = |run: &mut Run| -> Result<()> {
         submitted.push(run.name.clone());
