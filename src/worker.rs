@@ -184,13 +184,18 @@ fn panic_reason(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or(text)
         .trim();
     let said = torch_message(first).unwrap_or(first);
-    match said.strip_prefix("CUDA out of memory.") {
-        Some(rest) => format!(
-            "CUDA out of memory: {} (a smaller batch_size, or fewer runs on this GPU, needs less)",
-            torch_advice_cut(rest.trim())
-        ),
-        None if text.contains("out of memory") => format!(
-            "CUDA out of memory: {said} (a smaller batch_size, or fewer runs on this GPU, needs less)"
+    let out_of_memory = match said.strip_prefix("CUDA out of memory.") {
+        // Up to PyTorch's advice on its allocator settings and the link to its documentation,
+        // which a thaw user cannot act on as written.
+        Some(rest) => Some(cut_at_first(
+            rest,
+            &["If reserved but unallocated", "See documentation"],
+        )),
+        None => text.contains("out of memory").then_some(said),
+    };
+    match out_of_memory {
+        Some(what) => format!(
+            "CUDA out of memory: {what} (a smaller batch_size, or fewer runs on this GPU, needs less)"
         ),
         None => format!("the worker crashed: {said}"),
     }
@@ -200,24 +205,20 @@ fn panic_reason(payload: &(dyn std::any::Any + Send)) -> String {
 /// `Err` value: Torch("..."), its newlines escaped), without the C++ backtrace that follows it.
 fn torch_message(line: &str) -> Option<&str> {
     let start = line.find("Torch(\"")? + "Torch(\"".len();
-    let message = &line[start..];
-    let end = ["\\n", "Exception raised from", "\")"]
-        .iter()
-        .filter_map(|stop| message.find(stop))
-        .min()
-        .unwrap_or(message.len());
-    Some(message[..end].trim())
+    Some(cut_at_first(
+        &line[start..],
+        &["\\n", "Exception raised from", "\")"],
+    ))
 }
 
-/// An out-of-memory message up to PyTorch's advice on its allocator settings and the link to
-/// its documentation, which a thaw user cannot act on as written.
-fn torch_advice_cut(message: &str) -> &str {
-    let end = ["If reserved but unallocated", "See documentation"]
+/// `text` up to the earliest of `stops` (all of it when none is there), trimmed.
+fn cut_at_first<'a>(text: &'a str, stops: &[&str]) -> &'a str {
+    let end = stops
         .iter()
-        .filter_map(|stop| message.find(stop))
+        .filter_map(|stop| text.find(stop))
         .min()
-        .unwrap_or(message.len());
-    message[..end].trim()
+        .unwrap_or(text.len());
+    text[..end].trim()
 }
 
 /// Marks the run failed in `state.json` (keeping what it knew) and says why in `events.jsonl`.
