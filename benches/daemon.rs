@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use thaw::client::Client;
 use thaw::engine::model::ModelKind;
-use thaw::engine::rundir::{RunState, RunStatus};
 use thaw::paths::Paths;
 use thaw::protocol::{Request, Response};
+use thaw::run::{RunState, RunStatus};
 use thaw::session::RunSpec;
 
 use common::{paths, thaw};
@@ -110,7 +110,7 @@ fn training(cores: usize) {
 
 /// Writes `RUNS_ON_DISK` finished runs of `ROWS` metric rows each, as workers would have.
 fn synthetic_runs(paths: &Paths) {
-    let session = paths.session("big");
+    let session = thaw::run::Catalog::of(paths).session_dir("big");
     let mut toml = String::from("name = \"big\"\n[defaults]\nmodel = \"mlp\"\n");
     for i in 0..RUNS_ON_DISK {
         let name = format!("run{i:02}");
@@ -119,7 +119,7 @@ fn synthetic_runs(paths: &Paths) {
         std::fs::create_dir_all(&dir).unwrap();
         let spec = RunSpec {
             name: name.clone(),
-            model: ModelKind::Mlp,
+            model: ModelKind::MLP,
             ..RunSpec::default()
         };
         std::fs::write(dir.join("spec.toml"), spec.to_toml()).unwrap();

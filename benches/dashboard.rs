@@ -23,9 +23,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use thaw::client::Client;
-use thaw::engine::rundir::RunStatus;
 use thaw::paths::Paths;
 use thaw::protocol::{Request, Response, RunInfo};
+use thaw::run::RunStatus;
 
 use common::{cpu_model, load_average, paths, thaw};
 

@@ -17,8 +17,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use thaw::engine::rundir::{Desired, RunDir};
 use thaw::paths::Paths;
+use thaw::run::{Desired, RunDir};
 use thaw::session::SessionSpec;
 
 const SESSION: &str = r#"name = "memory-bench"

@@ -18,11 +18,11 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::module::{Module, ParamGroup};
 use serde::Deserialize;
+use thaw::engine::config::{OptimizerKind, TrainConfig};
 use thaw::engine::data::Batch;
 use thaw::engine::device::{DeviceSpec, set_cpu_threads};
 use thaw::engine::model::{Classifier, ModelKind, ModelShape, ResNet, ResNetShape, layer_groups};
 use thaw::engine::trainer::step::{gradients, loss_and_correct, module_rates, optimizer, tensors};
-use thaw::session::{OptimizerKind, RunSpec};
 
 use common::{cpu_model, load_average};
 
@@ -253,20 +253,20 @@ fn thaw_steps(device: DeviceSpec, frozen: bool, config: &Config) -> Result<Phase
         image_size: config.image_size,
     };
     let mut model = ResNet::new(ResNetShape::RESNET18, shape, &ad);
-    let groups = layer_groups(ModelKind::ResNet18, &model);
+    let groups = layer_groups(ModelKind::RESNET18, &model);
     if frozen {
         for group in groups.iter().filter(|g| FROZEN.contains(&g.name.as_str())) {
             model = model.freeze_group(group.param_group());
         }
     }
-    let spec = RunSpec {
-        model: ModelKind::ResNet18,
+    let spec = TrainConfig {
+        model: ModelKind::RESNET18,
         image_size: config.image_size,
         batch_size: config.batch,
         optimizer: OptimizerKind::Adam,
         lr: 1e-3,
         device,
-        ..RunSpec::default()
+        ..TrainConfig::default()
     };
     let mut optim = optimizer(&spec);
     // The trainer gives every group its own rate through burn's module scheduler.

@@ -196,6 +196,7 @@ const MAX_CLASSES: usize = 100_000;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    thaw::log::init();
     let dashboard = |session: Option<String>| thaw::tui::AttachOptions {
         session,
         theme: cli.theme.clone(),

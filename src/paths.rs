@@ -43,16 +43,6 @@ impl Paths {
     pub fn demo_data(&self) -> PathBuf {
         self.data.join("demo-data")
     }
-
-    /// The directory of one session.
-    pub fn session(&self, session: &str) -> PathBuf {
-        self.data.join("sessions").join(session)
-    }
-
-    /// The directory of one run.
-    pub fn run(&self, session: &str, run: &str) -> PathBuf {
-        self.session(session).join("runs").join(run)
-    }
 }
 
 /// The thaw executable, to start workers and daemons with. A binary replaced while this

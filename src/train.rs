@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::daemon::registry::Run;
-use crate::daemon::workers::{Worker, settle};
-use crate::engine::rundir::{Desired, DesiredRead, RunDir, RunState, RunStatus};
+use crate::executor::local::{Watched, Worker, settle};
 use crate::paths::Paths;
+use crate::run::Catalog;
+use crate::run::{Desired, DesiredRead, RunDir, RunState, RunStatus};
+use crate::session::rules::{self, Dependency, Resumer, thread_share};
 use crate::session::{RunSpec, SessionSpec, store};
 use crate::signals;
 use crate::worker::THREADS_ENV;
@@ -30,7 +31,7 @@ struct Slot {
     child: Option<Worker>,
     last: Option<(RunStatus, usize)>,
     result: Option<RunStatus>,
-    /// Its `train.lock`, held until it has ended here (see [`crate::worker::claim_for_train`]).
+    /// Its `train.lock`, held until it has ended here (see [`crate::run::lock::claim_for_train`]).
     claim: Option<std::fs::File>,
 }
 
@@ -44,8 +45,8 @@ pub fn main(args: TrainArgs) -> Result<i32> {
     // A run the daemon (or another `thaw train`) trains is theirs: two workers on one run
     // would corrupt its checkpoints, and watching theirs here would pass for training it.
     for run in &spec.runs {
-        let dir = RunDir::new(paths.run(&spec.name, &run.name));
-        if let Some(pid) = crate::worker::training(&dir) {
+        let dir = Catalog::of(&paths).run(&spec.name, &run.name);
+        if let Some(pid) = crate::run::lock::training(&dir) {
             anyhow::bail!(
                 "run {}/{} is being trained by another worker (pid {pid}: the daemon's, or another `thaw train`): stop it there first (`thaw stop {}/{}`), or watch it with `thaw attach`",
                 spec.name,
@@ -67,7 +68,7 @@ pub fn main(args: TrainArgs) -> Result<i32> {
     println!(
         "session {}: run directories in {}",
         spec.name,
-        paths.session(&spec.name).join("runs").display()
+        Catalog::of(&paths).runs_dir(&spec.name).display()
     );
     for (_, line) in &prepared.changed {
         println!("changed: {line}");
@@ -102,7 +103,7 @@ pub fn main(args: TrainArgs) -> Result<i32> {
     }
     // A daemon started now, or watching already, leaves these runs to this command.
     for slot in slots.iter_mut().filter(|s| s.result.is_none()) {
-        slot.claim = Some(crate::worker::claim_for_train(&slot.run)?);
+        slot.claim = Some(crate::run::lock::claim_for_train(&slot.run)?);
     }
     let live = std::io::stdout().is_terminal();
     let mut drawn_lines = 0;
@@ -116,7 +117,7 @@ pub fn main(args: TrainArgs) -> Result<i32> {
                 }
                 match dependency(&slots, i) {
                     Dependency::Ready => ready.push(i),
-                    Dependency::Waiting(on) => mark_waiting(&mut slots[i], &on)?,
+                    Dependency::Waiting(why) => mark_waiting(&mut slots[i], why)?,
                     Dependency::Failed(why) => {
                         let state = RunState::before_training(RunStatus::Failed, Some(why.clone()));
                         slots[i].run.write_state(&state)?;
@@ -126,8 +127,8 @@ pub fn main(args: TrainArgs) -> Result<i32> {
                 }
             }
             // The cores are shared by the runs that will be training together.
-            let together = (running + ready.len()).min(jobs).max(1);
-            let threads = (cores / together).max(1);
+            let together = (running + ready.len()).min(jobs);
+            let threads = thread_share(cores, together);
             for i in ready.into_iter().take(jobs.saturating_sub(running)) {
                 starting(&slots[i].run)?;
                 slots[i].child = Some(Worker::Child(spawn(&slots[i].run, threads)?));
@@ -190,14 +191,8 @@ fn stopped_early(run: &RunDir, spec: &RunSpec) -> bool {
     })
 }
 
-enum Dependency {
-    Ready,
-    Waiting(String),
-    Failed(String),
-}
-
-/// Whether slot `i` can start: a run that starts from another run's best weights waits until
-/// that run has finished (or stopped with best weights saved).
+/// Whether slot `i` can start: see [`rules::dependency`]. Nothing here resumes a run that was
+/// interrupted, so one waiting for it cannot start.
 fn dependency(slots: &[Slot], i: usize) -> Dependency {
     let Some(on) = &slots[i].waits_for else {
         return Dependency::Ready;
@@ -206,25 +201,17 @@ fn dependency(slots: &[Slot], i: usize) -> Dependency {
         // Not part of this invocation (--run): its best weights must already be there.
         return Dependency::Ready;
     };
-    let has_best = source.run.best().is_file();
-    match source.result {
-        Some(RunStatus::Finished) => Dependency::Ready,
-        Some(RunStatus::Stopped) if has_best => Dependency::Ready,
-        Some(status) => Dependency::Failed(format!(
-            "it starts from run {on}'s best weights, and {on} ended {} without them",
-            status.word()
-        )),
-        None => Dependency::Waiting(on.clone()),
-    }
+    // Not ended here yet: it waits, whatever its directory said before.
+    let status = source.result.unwrap_or(RunStatus::Running);
+    rules::dependency(on, &source.run, status, Resumer::Nobody)
 }
 
-fn mark_waiting(slot: &mut Slot, on: &str) -> Result<()> {
+fn mark_waiting(slot: &mut Slot, why: String) -> Result<()> {
     let waiting = slot
         .run
         .read_state()
         .is_ok_and(|s| s.status == RunStatus::Waiting);
     if !waiting {
-        let why = format!("waiting for run {on} to finish: it starts from its best weights");
         slot.run
             .write_state(&RunState::before_training(RunStatus::Waiting, Some(why)))?;
     }
@@ -237,11 +224,11 @@ fn mark_waiting(slot: &mut Slot, on: &str) -> Result<()> {
 /// is asked to train it.
 fn starting(run: &RunDir) -> Result<()> {
     // One that another worker trains (the daemon's) is not touched: ours will be refused.
-    if crate::worker::training(run).is_some() {
+    if crate::run::lock::training(run).is_some() {
         return Ok(());
     }
     if let Ok(state) = run.read_state()
-        && !matches!(state.status, RunStatus::Queued | RunStatus::Waiting)
+        && !state.status.is_pending()
     {
         run.write_state(&RunState {
             status: RunStatus::Queued,
@@ -263,8 +250,7 @@ fn starting(run: &RunDir) -> Result<()> {
 
 fn spawn(run: &RunDir, threads: usize) -> Result<Child> {
     let exe = crate::paths::executable()?;
-    let log = std::fs::File::create(run.root.join("worker.log"))
-        .with_context(|| format!("cannot create {}", run.root.join("worker.log").display()))?;
+    let log = run.open_worker_log()?;
     Command::new(exe)
         .arg("worker")
         .arg(&run.root)
@@ -292,9 +278,16 @@ fn reap(slot: &mut Slot, session: &str) -> Result<()> {
     slot.child = None;
     // A worker killed or crashed before writing how it ended is recorded failed with how it
     // ended, as the daemon records it: its `state.json` would otherwise say it still trains.
-    if let Ok(mut run) = Run::open(session, slot.run.clone()) {
-        settle(&mut run, pid, exit)?;
-    }
+    let mut state = slot
+        .run
+        .read_state()
+        .unwrap_or_else(|_| RunState::before_training(RunStatus::Queued, None));
+    let mut run = Watched {
+        name: format!("{session}/{}", slot.name),
+        dir: &slot.run,
+        state: &mut state,
+    };
+    settle(&mut run, pid, exit)?;
     let status = slot
         .run
         .read_state()
@@ -332,7 +325,7 @@ fn line(name: &str, width: usize, state: &RunState) -> String {
         .map(|s| format!(" {s:.0}/s"))
         .unwrap_or_default();
     let left = match (state.status, state.secs_left) {
-        (RunStatus::Running | RunStatus::Checkpointing, Some(secs)) => {
+        (status, Some(secs)) if status.is_stepping() => {
             format!(
                 " {} left",
                 crate::number::time_left(secs, state.secs_left_grows)
@@ -391,7 +384,7 @@ fn failure(run: &RunDir) -> String {
         .unwrap_or_else(|| {
             format!(
                 "the worker exited without a reason; see {}",
-                run.root.join("worker.log").display()
+                run.worker_log().display()
             )
         })
 }
@@ -428,7 +421,7 @@ fn summary(slots: &[Slot]) -> Result<i32> {
         );
         code = match status {
             RunStatus::Failed => 1,
-            RunStatus::Finished | RunStatus::Stopped => code,
+            status if status.ended_as_meant() => code,
             _ if code == 0 => 130,
             _ => code,
         };

@@ -5,11 +5,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::engine::device;
-use crate::engine::rundir::{
-    Event, RunDir, RunState, RunStatus, hostname, now, process_start_time,
-};
 use crate::engine::trainer::{self, Outcome};
 use crate::paths::Paths;
+use crate::run::{EventKind, RunDir, RunState, RunStatus, lock, now};
 use crate::session::RunSpec;
 use crate::signals;
 
@@ -27,7 +25,7 @@ pub fn main(root: &Path) -> i32 {
     signals::install();
     let run = RunDir::new(root);
     // Refused before touching any file: the run belongs to the worker holding the lock.
-    let _lock = match lock(&run) {
+    let _lock = match lock::lock_for_worker(&run) {
         Ok(lock) => lock,
         Err(err) => {
             eprintln!("thaw worker {}: {err:#}", root.display());
@@ -72,100 +70,23 @@ fn work(run: &RunDir) -> Result<Outcome> {
         });
     device::set_cpu_threads(threads);
     let paths = Paths::from_env()?;
-    trainer::train(run, &spec, &paths.demo_data(), &signals::INTERRUPTED)
-}
-
-/// The pid of the worker training `run` now (holding its lock), if one is.
-pub fn training(run: &RunDir) -> Option<String> {
-    let path = run.root.join("worker.lock");
-    let file = std::fs::OpenOptions::new().write(true).open(&path).ok()?;
-    match held(&file) {
-        true => Some(worker_pid(run)),
-        false => None,
-    }
-}
-
-fn held(file: &std::fs::File) -> bool {
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a descriptor the caller owns; a lock taken here goes with the file.
-    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
-}
-
-/// `RUN_DIR/train.lock`: held (shared) by each `thaw train` that will train the run, for as
-/// long as it runs, so that a daemon leaves the run to it.
-fn train_lock(run: &RunDir) -> std::path::PathBuf {
-    run.root.join("train.lock")
-}
-
-/// Claims `run` for this `thaw train` until the file returned is dropped (the kernel lets go
-/// however the process ends). Shared: two `thaw train`s of one run are told apart by the
-/// worker lock.
-pub fn claim_for_train(run: &RunDir) -> Result<std::fs::File> {
-    use std::os::fd::AsRawFd;
-    let path = train_lock(run);
-    let file = open_lock(&path)?;
-    // SAFETY: flock on the descriptor just opened; blocking only while a daemon looks.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH) } != 0 {
-        anyhow::bail!(
-            "cannot lock {}: {}",
-            path.display(),
-            std::io::Error::last_os_error()
-        );
-    }
-    Ok(file)
-}
-
-/// Whether a `thaw train` on this machine means to train `run` (see [`claim_for_train`]).
-pub fn claimed_by_train(run: &RunDir) -> bool {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(train_lock(run))
-        .is_ok_and(|file| held(&file))
-}
-
-/// A lock file, created if it is not there (its content is never read).
-fn open_lock(path: &Path) -> Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))
-}
-
-fn worker_pid(run: &RunDir) -> String {
-    run.read_state()
-        .map(|s| s.pid.to_string())
-        .unwrap_or_else(|_| "?".into())
-}
-
-/// Holds `RUN_DIR/worker.lock` for the life of the process: two workers on one run directory
-/// (a `thaw train` beside the daemon, say) would corrupt each other's checkpoints.
-fn lock(run: &RunDir) -> Result<std::fs::File> {
-    let file = open_lock(&run.root.join("worker.lock"))?;
-    if held(&file) {
-        anyhow::bail!(
-            "another worker (pid {}) is already training {}: stop it first",
-            worker_pid(run),
-            run.root.display()
-        );
-    }
-    Ok(file)
+    trainer::train(
+        run,
+        &spec.train_config(),
+        &paths.demo_data(),
+        &signals::INTERRUPTED,
+    )
 }
 
 /// Says in `state.json`, before anything else, that this process now owns the run, keeping
 /// what the file knew of its progress.
 fn announce(run: &RunDir) -> Result<()> {
-    let pid = std::process::id();
     let mut state = run
         .read_state()
         .unwrap_or_else(|_| RunState::before_training(RunStatus::Running, None));
     state.status = RunStatus::Running;
-    state.pid = pid;
-    state.pid_start = process_start_time(pid);
-    state.host = hostname();
+    state.owned_by_this_process();
     state.message = Some("starting".into());
-    state.updated = now();
     run.write_state(&state)
 }
 
@@ -229,14 +150,7 @@ fn record_failure(run: &RunDir, reason: &str) {
     state.status = RunStatus::Failed;
     state.message = Some(reason.to_string());
     state.updated = now();
-    let event = Event {
-        time: now(),
-        step: state.step,
-        epoch: state.epoch_said(),
-        kind: "error".into(),
-        message: reason.to_string(),
-        groups: Vec::new(),
-    };
+    let event = state.event(EventKind::Error, reason);
     // The run directory may itself be what is broken; the exit status still says failed.
     let _ = run.append_event(&event);
     let _ = run.write_state(&state);

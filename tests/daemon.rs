@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use common::daemon::{Daemon, kill};
 use common::{events, train_losses, wait_exit};
 use thaw::client::Client;
-use thaw::engine::rundir::{RunDir, RunStatus};
 use thaw::protocol::{
     Control, Hello, MAX_FRAME, Request, Response, RunSnapshot, Update, Welcome, read_frame,
     write_frame,
 };
+use thaw::run::{RunDir, RunStatus};
 
 /// A session of small, quick MLP runs; `runs` are appended as `[[runs]]` tables.
 fn session(name: &str, epochs: usize, runs: &str) -> String {
@@ -985,7 +985,7 @@ fn a_daemon_started_during_a_thaw_train_leaves_its_queued_runs_to_it() {
         "b's worker is the thaw train's child"
     );
     // Ended in the thaw train, a is no longer claimed; b is until it ends.
-    let claimed = |run| thaw::worker::claimed_by_train(&d.run_dir("early", run));
+    let claimed = |run| thaw::run::lock::claimed_by_train(&d.run_dir("early", run));
     assert!(!claimed("a") && claimed("b"));
     d.ok(&["stop", "early/b"]);
     assert_eq!(wait_exit(&mut train, 120), 0, "both runs stopped");

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::daemon::Daemon;
 use common::events;
-use thaw::engine::rundir::RunStatus;
 use thaw::protocol::RunInfo;
+use thaw::run::RunStatus;
 
 /// A session of tiny resnet-mini runs that train for longer than any test here.
 fn session(name: &str, runs: &[&str]) -> String {

@@ -22,7 +22,7 @@ fn clipped_beside_pytorch(max_norm: f64, frozen: &[&str]) {
         image_size: 6,
     };
     let mut model = Mlp::new(shape, &device);
-    for group in layer_groups(ModelKind::Mlp, &model) {
+    for group in layer_groups(ModelKind::MLP, &model) {
         if frozen.contains(&group.name.as_str()) {
             model = model.freeze_group(group.param_group());
         }

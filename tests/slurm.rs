@@ -11,8 +11,8 @@ use std::time::Duration;
 use common::daemon::{Daemon, kill};
 use common::slurm::Slurm;
 use common::{events, train_losses};
-use thaw::engine::rundir::RunStatus;
 use thaw::protocol::RunInfo;
+use thaw::run::RunStatus;
 
 /// A daemon in a fresh home that talks to `slurm` and asks squeue twice a second.
 fn daemon(slurm: &Slurm) -> Daemon {

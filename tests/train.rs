@@ -3,7 +3,7 @@
 mod common;
 
 use common::Home;
-use thaw::engine::rundir::RunStatus;
+use thaw::run::RunStatus;
 
 #[test]
 fn a_tiny_session_on_demo_data_learns_well_above_chance() {
@@ -675,7 +675,7 @@ fn early_stopping_ends_a_run_that_no_longer_improves_after_its_last_thaw() {
     let file = file.to_str().unwrap();
     home.ok(&["train", file]);
     let (flat, thawed) = (home.run_dir("es", "flat"), home.run_dir("es", "thawed"));
-    let ended = |run: &thaw::engine::rundir::RunDir| {
+    let ended = |run: &thaw::run::RunDir| {
         let state = run.read_state().unwrap();
         assert_eq!(state.status, RunStatus::Finished);
         (state.epoch, state.message.unwrap_or_default())

@@ -29,7 +29,7 @@ fn resnet18(classes: usize, in_channels: usize) -> ResNet {
 }
 
 fn load(model: ResNet, file: &Path) -> (ResNet, TransferReport) {
-    let groups = layer_groups(ModelKind::ResNet18, &model);
+    let groups = layer_groups(ModelKind::RESNET18, &model);
     let file = WeightsFile::read(file).expect("file reads");
     let rules = TransferRules {
         input_conv: Some("conv1.weight".into()),
@@ -374,7 +374,7 @@ fn an_mlp_loads_its_own_weights_and_its_exports_whole_and_exports_keep_its_files
     let device = Device::flex();
     device.seed(3);
     let ours = Mlp::new(shape, &device);
-    let run = finished_looking_run(&home, ModelKind::Mlp, 16, 5);
+    let run = finished_looking_run(&home, ModelKind::MLP, 16, 5);
     ours.clone().save_file(run.best()).unwrap();
     // An export never replaces the run's own files, and one that fails leaves nothing behind.
     let before = std::fs::read(run.best()).unwrap();
@@ -422,7 +422,7 @@ fn an_mlp_loads_its_own_weights_and_its_exports_whole_and_exports_keep_its_files
     for path in files {
         device.seed(4);
         let fresh = Mlp::new(shape, &device);
-        let groups = layer_groups(ModelKind::Mlp, &fresh);
+        let groups = layer_groups(ModelKind::MLP, &fresh);
         let file = WeightsFile::read(&path).unwrap();
         let (loaded, report) = transfer(fresh, &groups, &file, &TransferRules::default()).unwrap();
         assert_eq!(
@@ -458,7 +458,7 @@ fn finished_looking_run(
     model: ModelKind,
     image_size: usize,
     classes: usize,
-) -> thaw::engine::rundir::RunDir {
+) -> thaw::run::RunDir {
     let run = home.run_dir("s", "r");
     std::fs::create_dir_all(&run.root).unwrap();
     let spec = thaw::session::RunSpec {
@@ -480,8 +480,8 @@ fn finished_looking_run(
 
 /// A finished-looking run of `resnet18` whose best weights are PyTorch's file, for export and
 /// predict.
-fn run_with_pytorch_weights(home: &common::Home, torch: &Path) -> thaw::engine::rundir::RunDir {
-    let run = finished_looking_run(home, ModelKind::ResNet18, 56, 10);
+fn run_with_pytorch_weights(home: &common::Home, torch: &Path) -> thaw::run::RunDir {
+    let run = finished_looking_run(home, ModelKind::RESNET18, 56, 10);
     let (model, _) = load(resnet18(10, 3), &torch.join("r18.pth"));
     model.save_file(run.best()).unwrap();
     run
@@ -661,7 +661,7 @@ fn remap_and_exclude_rules_rename_and_drop_file_tensors() {
     let file = WeightsFile::read(&path).unwrap();
 
     let fresh = || ResNet::new(ResNetShape::MINI, shape, &Device::flex());
-    let groups = layer_groups(ModelKind::ResNetMini, &fresh());
+    let groups = layer_groups(ModelKind::RESNET_MINI, &fresh());
     let none = TransferRules::default();
     assert!(
         transfer(fresh(), &groups, &file, &none).is_err(),

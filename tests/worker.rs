@@ -4,7 +4,7 @@ mod common;
 
 use common::{Home, events, train_losses, wait_exit, wait_state};
 use thaw::engine::model::{ModelShape, ResNet, ResNetShape, for_each_tensor};
-use thaw::engine::rundir::{Desired, RunStatus};
+use thaw::run::{Desired, RunStatus};
 
 const SESSION: &str = r#"
 name = "w"
@@ -45,7 +45,7 @@ fn weights(dir: &std::path::Path) -> Vec<(String, Vec<f32>)> {
     all
 }
 
-fn final_checkpoint(run: &thaw::engine::rundir::RunDir) -> std::path::PathBuf {
+fn final_checkpoint(run: &thaw::run::RunDir) -> std::path::PathBuf {
     thaw::engine::checkpoint::latest(run)
         .expect("a checkpoint")
         .0
@@ -91,7 +91,7 @@ fn resume_is_exact(device: &str) {
 
     // Bit-identical on flex with the same thread count: same losses, same weights.
     assert_eq!(train_losses(straight), train_losses(broken));
-    let grad_norms = |run: &thaw::engine::rundir::RunDir| {
+    let grad_norms = |run: &thaw::run::RunDir| {
         let text = std::fs::read_to_string(run.metrics_path()).unwrap();
         let rows: Vec<String> = text
             .lines()
@@ -236,7 +236,7 @@ fn resuming_after_a_nan_loss_goes_back_to_the_last_good_weights() {
         // Long enough that the test raises its rate well before the end, however slow the machine.
         + "[[runs]]\nname = \"later\"\nmodel = \"mlp\"\noptimizer = \"sgd\"\nlr = 0.01\nepochs = 30\n";
     let runs = home.prepare_run(&text);
-    let finite_rows = |run: &thaw::engine::rundir::RunDir| {
+    let finite_rows = |run: &thaw::run::RunDir| {
         let metrics = std::fs::read_to_string(run.metrics_path()).unwrap();
         let rows: Vec<String> = metrics.lines().skip(1).map(str::to_string).collect();
         for row in &rows {
@@ -245,11 +245,11 @@ fn resuming_after_a_nan_loss_goes_back_to_the_last_good_weights() {
         }
         rows
     };
-    let desired = |run: &thaw::engine::rundir::RunDir| match run.read_desired() {
-        thaw::engine::rundir::DesiredRead::Good(d) => d,
+    let desired = |run: &thaw::run::RunDir| match run.read_desired() {
+        thaw::run::DesiredRead::Good(d) => d,
         _ => Desired::default(),
     };
-    let nan_then_resume = |run: &thaw::engine::rundir::RunDir, to: &str, lr: f64| {
+    let nan_then_resume = |run: &thaw::run::RunDir, to: &str, lr: f64| {
         let paused = wait_state(run, 120, "paused on NaN", |s| s.status == RunStatus::Paused);
         let message = paused.message.unwrap();
         assert!(
@@ -363,7 +363,7 @@ fn a_new_worker_goes_back_as_far_as_the_one_that_saw_a_nan_loss() {
         .unwrap()
     };
     // Where the failed run's message says `thaw train` resumes it.
-    let resumes_from = |state: &thaw::engine::rundir::RunState| -> usize {
+    let resumes_from = |state: &thaw::run::RunState| -> usize {
         assert_eq!(state.status, RunStatus::Failed);
         let message = state.message.clone().unwrap();
         message

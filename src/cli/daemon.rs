@@ -11,9 +11,9 @@ use clap::Subcommand;
 use crossterm::style::Stylize;
 
 use crate::client::{Client, ClientError};
-use crate::engine::rundir::{Event, RunStatus};
 use crate::paths::Paths;
 use crate::protocol::{Control, Request, Response, RunInfo};
+use crate::run::{Event, RunStatus};
 
 /// The daemon's subcommands (flattened into thaw's command line).
 #[derive(Debug, Subcommand)]
@@ -179,7 +179,7 @@ fn down(paths: &Paths) -> Result<i32> {
     // Done only when the process is gone (its socket removed): a `thaw up` right after must
     // start a new daemon, not find this one.
     let start = Instant::now();
-    while process_runs(pid) && start.elapsed() < Duration::from_secs(30) {
+    while crate::run::process::runs(pid) && start.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(code)
@@ -196,21 +196,13 @@ fn down_other_version(pid: u32, version: &str) -> Result<i32> {
         );
     }
     let start = Instant::now();
-    while process_runs(pid) && start.elapsed() < Duration::from_secs(30) {
+    while crate::run::process::runs(pid) && start.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(20));
     }
     println!(
         "the thaw daemon (pid {pid}) was of another thaw ({version}) and speaks another protocol: stopped it with SIGTERM; its runs go on training, and `thaw up` starts this thaw's daemon, which adopts them"
     );
     Ok(0)
-}
-
-/// Whether process `pid` exists and is not a zombie.
-fn process_runs(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
-    })
 }
 
 fn launch(paths: &Paths, file: &Path, replace: bool) -> Result<i32> {
@@ -403,7 +395,7 @@ fn logs(paths: &Paths, run: String, follow: bool) -> Result<i32> {
 
 /// An event as one line of text: UTC time, step, epoch, kind, message, groups.
 pub fn event_line(event: &Event) -> String {
-    let time = crate::daemon::utc(event.time);
+    let time = crate::number::utc(event.time);
     let groups = match event.groups.is_empty() {
         true => String::new(),
         false => format!(" [{}]", event.groups.join(", ")),

@@ -11,43 +11,10 @@ use burn::tensor::{Bytes, DType};
 
 use crate::engine::checkpoint;
 use crate::engine::model::{Classifier, ModelShape, ModelTask, for_each_tensor, with_model};
-use crate::engine::rundir::{RunDir, write_atomic};
 use crate::engine::weights::{LAYOUT_KEY, PYTORCH_LAYOUT, pytorch_name, transpose};
 use crate::paths::Paths;
+use crate::run::{Catalog, write_atomic};
 use crate::session::RunSpec;
-
-/// Finds a run by `session/run`, or by `run` alone when one session has it.
-pub fn find_run(paths: &Paths, name: &str) -> Result<RunDir> {
-    let sessions = paths.data.join("sessions");
-    if let Some((session, run)) = name.split_once('/') {
-        let dir = paths.run(session, run);
-        if dir.is_dir() {
-            return Ok(RunDir::new(dir));
-        }
-        bail!(
-            "no run {run:?} in session {session:?} (looked in {})",
-            dir.display()
-        );
-    }
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(&sessions).into_iter().flatten().flatten() {
-        let session = entry.file_name().to_string_lossy().to_string();
-        if entry.path().join("runs").join(name).is_dir() {
-            found.push(session);
-        }
-    }
-    match found.as_slice() {
-        [session] => Ok(RunDir::new(paths.run(session, name))),
-        [] => bail!(
-            "no run named {name:?} in {}: use SESSION/RUN",
-            sessions.display()
-        ),
-        many => bail!(
-            "run {name:?} is in several sessions ({}): use SESSION/RUN",
-            many.join(", ")
-        ),
-    }
-}
 
 /// One named tensor in PyTorch's naming and layout.
 struct Named {
@@ -101,7 +68,7 @@ impl ModelTask for Load<'_> {
 
 /// Writes the run's best (or latest) weights to `to`.
 pub fn main(paths: &Paths, run: &str, to: &Path, latest: bool) -> Result<()> {
-    let run = find_run(paths, run)?;
+    let (_, run) = Catalog::of(paths).find(run)?;
     let spec = RunSpec::load(&run.spec())?;
     let folder = to
         .parent()
@@ -119,7 +86,7 @@ pub fn main(paths: &Paths, run: &str, to: &Path, latest: bool) -> Result<()> {
     }
     let source: PathBuf = if latest {
         checkpoint::latest(&run)
-            .map(|(dir, _)| dir.join("model.bpk"))
+            .map(|(dir, _)| crate::run::checkpoints::CheckpointDir::new(dir).model())
             .with_context(|| format!("run {} has no checkpoint yet", run.root.display()))?
     } else {
         let best = run.best();
@@ -131,9 +98,8 @@ pub fn main(paths: &Paths, run: &str, to: &Path, latest: bool) -> Result<()> {
         }
         best
     };
-    let classes: Vec<String> = std::fs::read(run.root.join("classes.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
+    let classes: Vec<String> = run
+        .read_classes()
         .with_context(|| format!("run {} has no classes.json", run.root.display()))?;
     let shape = ModelShape {
         classes: classes.len(),

@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
+use crate::daemon::registry::Execution;
 use crate::daemon::registry::{Registry, Run};
-use crate::daemon::tail::{FileTail, Tailed};
-use crate::daemon::workers::adoptable;
-use crate::engine::rundir::{Event, RunStatus, hostname};
+use crate::executor::local::{Worker as Process, adoptable};
 use crate::gpu::{GpuInventory, GpuStats};
 use crate::paths::Paths;
 use crate::protocol::{Control, RunInfo};
+use crate::run::follow::{FileTail, Tailed};
+use crate::run::{Catalog, Event, RunStatus, hostname};
 
 /// How often `logs --follow` looks at the run's files.
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
@@ -23,7 +24,7 @@ const GONE_GRACE: Duration = Duration::from_secs(2);
 
 /// Every launched session's runs, as the run directories hold them.
 pub fn registry(paths: &Paths) -> Registry {
-    Registry::load(&paths.data.join("sessions"))
+    Registry::load(&Catalog::of(paths))
 }
 
 /// What `status` shows without a daemon: every run as its worker last wrote it, a run whose
@@ -89,17 +90,16 @@ fn ended(run: &mut Run, gone_since: &mut Option<Instant>) -> bool {
     if let Ok(state) = run.dir.read_state() {
         run.state = state;
     }
-    match run.state.status {
-        RunStatus::Finished | RunStatus::Failed | RunStatus::Stopped | RunStatus::Interrupted => {
-            true
+    // No daemon will requeue or resume an interrupted run: it has ended too.
+    if run.state.status.has_ended() {
+        return true;
+    }
+    match worker(run) {
+        Worker::Gone(_) => gone_since.get_or_insert_with(Instant::now).elapsed() >= GONE_GRACE,
+        _ => {
+            *gone_since = None;
+            false
         }
-        _ => match worker(run) {
-            Worker::Gone(_) => gone_since.get_or_insert_with(Instant::now).elapsed() >= GONE_GRACE,
-            _ => {
-                *gone_since = None;
-                false
-            }
-        },
     }
 }
 
@@ -111,7 +111,7 @@ pub fn control(paths: &Paths, name: &str, control: Control) -> Result<String> {
     let run = registry.find(name).map_err(anyhow::Error::msg)?;
     match worker(run) {
         Worker::Alive(pid) => {
-            run.worker = Some(crate::daemon::workers::Worker::Adopted {
+            run.execution = Execution::Local(Process::Adopted {
                 pid,
                 start: run.state.pid_start,
             });
@@ -125,7 +125,7 @@ pub fn control(paths: &Paths, name: &str, control: Control) -> Result<String> {
             let full = run.full_name();
             let why = match run.state.status {
                 RunStatus::Finished => "it has finished".to_string(),
-                RunStatus::Running | RunStatus::Paused | RunStatus::Checkpointing => format!(
+                status if status.is_live() => format!(
                     "its worker runs on {}: control it through the daemon (`thaw up`)",
                     run.state.host
                 ),
@@ -153,11 +153,7 @@ fn worker(run: &Run) -> Worker {
     if let Some(worker) = adoptable(state) {
         return Worker::Alive(worker.pid());
     }
-    let live = matches!(
-        state.status,
-        RunStatus::Running | RunStatus::Paused | RunStatus::Checkpointing
-    );
-    match live && state.host == hostname() {
+    match state.status.is_live() && state.host == hostname() {
         false => Worker::None,
         true => Worker::Gone(format!(
             "the worker (pid {} on {}) is gone; its last checkpoint is kept: `thaw train` on its file again, or `thaw up` then `thaw resume {}`, goes on from it",

@@ -7,12 +7,13 @@ use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use serde::Serialize;
 
-use super::{class_names_near, head_classes};
+use super::head_classes;
 use crate::engine::data::prepare_image;
 use crate::engine::model::{
     Classifier, ModelKind, ModelShape, ModelTask, layer_groups, with_model,
 };
 use crate::engine::weights::{TransferRules, WeightsFile, transfer};
+use crate::run::class_names_near;
 
 /// Options of `thaw predict`.
 pub struct PredictArgs<'a> {

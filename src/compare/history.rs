@@ -1,6 +1,7 @@
 //! A run's `metrics.csv` as `thaw compare` needs it: the validation curve and the training speed.
 
-use std::path::Path;
+use crate::run::RunDir;
+use crate::run::metrics::{MetricLine, Split, parse_rows, read_rows};
 
 /// One validation pass: `metrics.csv` rows with split `val`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,40 +22,37 @@ pub struct History {
 }
 
 impl History {
-    /// Reads `metrics.csv`; a missing file or one without the expected header is an empty history.
-    pub fn read(path: &Path) -> Self {
-        std::fs::read_to_string(path)
-            .map(|text| Self::parse(&text))
-            .unwrap_or_default()
+    /// Reads the run's `metrics.csv`; a missing file or one without the expected header is an
+    /// empty history.
+    pub fn read(run: &RunDir) -> Self {
+        let mut history = Self::default();
+        let mut clock = Clock::default();
+        read_rows(run, |row| history.add(row, &mut clock));
+        history
     }
 
     /// Parses the text of `metrics.csv`, finding the columns by their header names.
     pub fn parse(text: &str) -> Self {
-        let mut lines = text.lines();
-        let Some(columns) = lines.next().and_then(Columns::find) else {
-            return Self::default();
-        };
         let mut history = Self::default();
         let mut clock = Clock::default();
-        for line in lines {
-            let Some(row) = columns.row(line) else {
-                continue;
-            };
-            let seconds = clock.total(row.wall_time);
-            match row.split {
-                "val" => history.val.push(ValPoint {
-                    step: row.step,
-                    loss: row.loss,
-                    accuracy: row.accuracy,
-                    seconds,
-                }),
-                "train" if row.samples_per_sec > 0.0 => {
-                    history.train_speeds.push(row.samples_per_sec)
-                }
-                _ => {}
-            }
-        }
+        parse_rows(text, |row| history.add(row, &mut clock));
         history
+    }
+
+    fn add(&mut self, row: &MetricLine, clock: &mut Clock) {
+        let seconds = clock.total(row.wall_time);
+        match row.split {
+            Split::Val => self.val.push(ValPoint {
+                step: row.step,
+                loss: row.loss,
+                accuracy: row.accuracy,
+                seconds,
+            }),
+            Split::Train if row.samples_per_sec > 0.0 => {
+                self.train_speeds.push(row.samples_per_sec)
+            }
+            Split::Train => {}
+        }
     }
 
     /// The highest validation accuracy.
@@ -101,58 +99,6 @@ impl Clock {
         }
         self.last = wall_time;
         self.offset + wall_time
-    }
-}
-
-struct Row<'a> {
-    step: usize,
-    split: &'a str,
-    loss: f64,
-    accuracy: f64,
-    samples_per_sec: f64,
-    wall_time: f64,
-}
-
-/// Where each needed column is in a row.
-struct Columns {
-    width: usize,
-    step: usize,
-    split: usize,
-    loss: usize,
-    accuracy: usize,
-    samples_per_sec: usize,
-    wall_time: usize,
-}
-
-impl Columns {
-    fn find(header: &str) -> Option<Self> {
-        let names: Vec<&str> = header.split(',').map(str::trim).collect();
-        let at = |name: &str| names.iter().position(|n| *n == name);
-        Some(Self {
-            width: names.len(),
-            step: at("step")?,
-            split: at("split")?,
-            loss: at("loss")?,
-            accuracy: at("accuracy")?,
-            samples_per_sec: at("samples_per_sec")?,
-            wall_time: at("wall_time")?,
-        })
-    }
-
-    fn row<'a>(&self, line: &'a str) -> Option<Row<'a>> {
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        if fields.len() != self.width {
-            return None;
-        }
-        let number = |i: usize| fields[i].parse::<f64>().ok().filter(|v| v.is_finite());
-        Some(Row {
-            step: fields[self.step].parse().ok()?,
-            split: fields[self.split],
-            loss: number(self.loss)?,
-            accuracy: number(self.accuracy)?,
-            samples_per_sec: number(self.samples_per_sec)?,
-            wall_time: number(self.wall_time)?,
-        })
     }
 }
 
@@ -214,7 +160,7 @@ mod tests {
         assert_eq!(History::parse("not,a,header\n1,2,3\n"), History::default());
         assert_eq!(History::parse(""), History::default());
         assert_eq!(
-            History::read(Path::new("/nonexistent/metrics.csv")),
+            History::read(&RunDir::new("/nonexistent")),
             History::default()
         );
     }

@@ -6,18 +6,19 @@ mod history;
 mod params;
 mod plot;
 mod summary;
-mod table;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
+use anyhow::{Result, bail};
 
 use crate::paths::Paths;
+use crate::run::Catalog;
 pub use history::{History, ValPoint};
 pub use params::ParamCounts;
 pub use plot::PlotFormat;
-pub use summary::{RunRecord, RunSummary, default_target};
+pub use summary::{RunRecord, default_target, summarise};
+
+use crate::protocol::Comparison;
 
 /// What `thaw compare` was asked for.
 #[derive(Debug, Clone)]
@@ -43,7 +44,7 @@ pub fn main(paths: &Paths, args: &CompareArgs) -> Result<()> {
         PlotFormat::of(path)?;
     }
     let records = read_session(paths, args.session)?;
-    let comparison = Comparison::of(&records, args.target_accuracy);
+    let comparison = compare(&records, args.target_accuracy);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&comparison.runs)?);
     } else {
@@ -58,41 +59,22 @@ pub fn main(paths: &Paths, args: &CompareArgs) -> Result<()> {
     Ok(())
 }
 
-/// A session's runs summarised against one target accuracy: what `thaw compare` prints and
-/// what the dashboard's compare view shows.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Comparison {
-    /// The validation accuracy to reach, a fraction.
-    pub target: Option<f64>,
-    pub runs: Vec<RunSummary>,
-}
-
-impl Comparison {
-    /// The runs against `target` (default: 90% of the best run's best).
-    pub fn of(records: &[RunRecord], target: Option<f64>) -> Self {
-        let target = target.or_else(|| default_target(records));
-        Self {
-            target,
-            runs: records.iter().map(|r| RunSummary::new(r, target)).collect(),
-        }
-    }
-
-    /// The plain-text table, columns aligned.
-    pub fn table(&self) -> String {
-        table::render(&self.runs, self.target)
-    }
-
-    /// The table in at most `width` columns, and the headings of the columns left out.
-    pub fn table_within(&self, width: usize) -> (String, Vec<String>) {
-        table::render_within(&self.runs, self.target, width)
+/// The runs against `target` (default: 90% of the best run's best): what `thaw compare`
+/// prints and the dashboard's compare view shows.
+pub fn compare(records: &[RunRecord], target: Option<f64>) -> Comparison {
+    let target = target.or_else(|| default_target(records));
+    Comparison {
+        target,
+        runs: records.iter().map(|r| summarise(r, target)).collect(),
     }
 }
 
 /// Every run of `session`, sorted by name; an unknown session or one without runs is an error.
 pub fn read_session(paths: &Paths, session: &str) -> Result<Vec<RunRecord>> {
-    let dir = paths.session(session);
+    let catalog = Catalog::of(paths);
+    let dir = catalog.session_dir(session);
     if session.is_empty() || session.starts_with('.') || session.contains('/') || !dir.is_dir() {
-        let known = list_dirs(&paths.data.join("sessions")).unwrap_or_default();
+        let known = catalog.session_names();
         let there = if known.is_empty() {
             "there are no sessions yet (`thaw train FILE` starts one)".to_string()
         } else {
@@ -100,33 +82,18 @@ pub fn read_session(paths: &Paths, session: &str) -> Result<Vec<RunRecord>> {
         };
         bail!(
             "no session {session:?} in {}: {there}",
-            paths.data.join("sessions").display()
+            catalog.root().display()
         );
     }
-    let runs_dir = dir.join("runs");
-    let names = list_dirs(&runs_dir).unwrap_or_default();
+    let names = catalog.run_dir_names(session);
     if names.is_empty() {
         bail!(
             "session {session:?} has no runs: {} holds no run directories",
-            runs_dir.display()
+            catalog.runs_dir(session).display()
         );
     }
     Ok(names
         .iter()
-        .map(|name| RunRecord::read(name, &runs_dir.join(name)))
+        .map(|name| RunRecord::read(name, &catalog.run(session, name)))
         .collect())
-}
-
-/// The names of the directories in `dir`, sorted.
-fn list_dirs(dir: &Path) -> Result<Vec<String>> {
-    let entries =
-        std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
-    let mut names: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .filter_map(|p: PathBuf| p.file_name().map(|n| n.to_string_lossy().to_string()))
-        .collect();
-    names.sort();
-    Ok(names)
 }

@@ -10,6 +10,7 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use super::summary::RunRecord;
+use crate::run::EventKind;
 
 /// The image's size in pixels.
 const SIZE: (u32, u32) = (1000, 760);
@@ -241,7 +242,7 @@ impl Panel {
                 colour.mix(0.8).stroke_width(1),
             ))?;
             let foot = (x, bottom);
-            let verb = if event.kind == "freeze" {
+            let verb = if event.kind == EventKind::Freeze {
                 chart.draw_series([Cross::new(foot, 6, colour.stroke_width(2))])?;
                 "freeze"
             } else {

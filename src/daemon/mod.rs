@@ -18,13 +18,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, watch};
 
-use crate::engine::model::{Classifier, LayerGroup, ModelKind, ModelShape, ModelTask};
-use crate::engine::rundir::RunStatus;
+use crate::engine::model::{LayerGroup, ModelShape};
 use crate::engine::weights::{GroupTransfer, TransferReport};
 use crate::gpu::{GpuInfo, GpuInventory, GpuStats};
 use crate::paths::Paths;
 use crate::protocol::Update;
+use crate::run::{Catalog, RunStatus};
 use config::Config;
+use registry::Execution;
 use registry::{Registry, Run};
 use workers::Worker;
 
@@ -80,33 +81,6 @@ impl Shared {
     }
 }
 
-/// One line of the daemon's log (stderr: the terminal with `--foreground`, else daemon.log).
-pub fn log(message: &str) {
-    eprintln!("{} {message}", utc(crate::engine::rundir::now()));
-}
-
-/// `YYYY-MM-DD HH:MM:SS` (UTC) of seconds since the Unix epoch.
-pub fn utc(secs: f64) -> String {
-    let secs = secs.max(0.0) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 impl Daemon {
     /// Loads the sessions on disk, adopts the workers still alive, marks the runs whose worker
     /// is gone interrupted, and reads every run's files.
@@ -116,13 +90,13 @@ impl Daemon {
         cores: usize,
         inventory: Box<dyn GpuInventory>,
     ) -> Self {
-        let registry = Registry::load(&paths.data.join("sessions"));
+        let registry = Registry::load(&Catalog::of(&paths));
         // What `thaw remove` could not delete (a daemon killed mid-way, say) goes now.
         let removed = paths.data.join("removed");
         if removed.exists()
             && let Err(e) = std::fs::remove_dir_all(&removed)
         {
-            log(&format!("cannot delete {}: {e}", removed.display()));
+            tracing::info!("cannot delete {}: {e}", removed.display());
         }
         let gpus = inventory.gpus();
         let squeue = slurm::Watcher::start(config.slurm_poll);
@@ -152,7 +126,7 @@ impl Daemon {
                     && !run.external
                     && let Err(e) = scheduler::requeue(run, false)
                 {
-                    log(&format!("{}: cannot resume: {e:#}", run.full_name()));
+                    tracing::info!("{}: cannot resume: {e:#}", run.full_name());
                 }
             }
         }
@@ -163,15 +137,12 @@ impl Daemon {
     /// [`Registry::discover`]): their workers adopted, their files read, clients told.
     pub fn discover(&mut self) {
         self.discovered = Some(Instant::now());
-        let added = self.registry.discover(&self.paths.data.join("sessions"));
+        let added = self.registry.discover(&Catalog::of(&self.paths));
         for (si, ri) in added {
             let run = &mut self.registry.sessions[si].runs[ri];
             adopt(run);
             run.tail.poll(false);
-            log(&format!(
-                "{}: found (written by a `thaw train`)",
-                run.full_name()
-            ));
+            tracing::info!("{}: found (written by a `thaw train`)", run.full_name());
             let snapshot = run.snapshot();
             run.announced = Some(snapshot.info.clone());
             self.announce(Update::History {
@@ -206,7 +177,7 @@ impl Daemon {
         if !self.shutting_down
             && let Err(e) = scheduler::schedule(&mut self.registry, &capacity, &mut launch)
         {
-            log(&format!("scheduling: {e:#}"));
+            tracing::info!("scheduling: {e:#}");
         }
         let listening = self.updates.receiver_count() > 0;
         self.sample_gpus();
@@ -219,15 +190,15 @@ impl Daemon {
     fn watch_slurm(&mut self) {
         for run in self.registry.runs_mut() {
             if let Err(e) = slurm::submitted(run) {
-                log(&format!("{}: {e:#}", run.full_name()));
+                tracing::info!("{}: {e:#}", run.full_name());
             }
         }
-        let watching = self.registry.runs().any(|r| r.slurm.is_some());
+        let watching = self.registry.runs().any(|r| r.execution.slurm().is_some());
         let Some(listing) = self.squeue.take(watching) else {
             return;
         };
         if let Err(e) = &listing.jobs {
-            log(&format!("squeue: {e}"));
+            tracing::info!("squeue: {e}");
         }
         let timeout = self.config.slurm_start_timeout;
         for run in self.registry.runs_mut() {
@@ -236,7 +207,7 @@ impl Daemon {
                 Ok(())
             };
             if let Err(e) = slurm::reconcile(run, &listing, timeout, &mut cancel) {
-                log(&format!("{}: {e:#}", run.full_name()));
+                tracing::info!("{}: {e:#}", run.full_name());
             }
         }
     }
@@ -250,7 +221,7 @@ impl Daemon {
         self.gpu_sampled = Some(Instant::now());
         let stats = self.inventory.stats();
         for run in self.registry.runs_mut() {
-            let pid = run.worker.as_ref().map(Worker::pid);
+            let pid = run.execution.worker().map(Worker::pid);
             run.gpu_memory = pid.and_then(|pid| {
                 let held = stats
                     .iter()
@@ -280,35 +251,26 @@ fn adopt(run: &mut Run) {
     // A Slurm run's worker runs wherever Slurm put it: its job id is what finds it again.
     if run.on_slurm() {
         if let Some(job) = slurm::adoptable(run) {
-            log(&format!(
+            tracing::info!(
                 "{}: watching Slurm job {} again",
                 run.full_name(),
                 job.job_id()
-            ));
-            run.slurm = Some(job);
-        } else if matches!(
-            run.state.status,
-            RunStatus::Running | RunStatus::Paused | RunStatus::Checkpointing
-        ) && let Err(e) = workers::interrupted(run, "no Slurm job is recorded for it")
+            );
+            run.execution = Execution::Slurm(job);
+        } else if run.state.status.is_live()
+            && let Err(e) = workers::interrupted(run, "no Slurm job is recorded for it")
         {
-            log(&format!("{}: {e:#}", run.full_name()));
+            tracing::info!("{}: {e:#}", run.full_name());
         }
         return;
     }
-    if !matches!(
-        run.state.status,
-        RunStatus::Running | RunStatus::Paused | RunStatus::Checkpointing
-    ) {
+    if !run.state.status.is_live() {
         return;
     }
     match workers::adoptable(&run.state) {
         Some(worker) => {
-            log(&format!(
-                "{}: adopted worker pid {}",
-                run.full_name(),
-                worker.pid()
-            ));
-            run.worker = Some(worker);
+            tracing::info!("{}: adopted worker pid {}", run.full_name(), worker.pid());
+            run.execution = Execution::Local(worker);
             run.gpu = run
                 .state
                 .device
@@ -320,31 +282,31 @@ fn adopt(run: &mut Run) {
                 "the worker (pid {} on {}) is gone",
                 run.state.pid, run.state.host
             );
-            log(&format!("{}: {why}: interrupted", run.full_name()));
+            tracing::info!("{}: {why}: interrupted", run.full_name());
             if let Err(e) = workers::interrupted(run, &why) {
-                log(&format!("{}: {e:#}", run.full_name()));
+                tracing::info!("{}: {e:#}", run.full_name());
             }
         }
     }
 }
 
 fn reap(run: &mut Run) {
-    let Some(worker) = run.worker.as_mut() else {
+    let Some(worker) = run.execution.worker_mut() else {
         return;
     };
     let Some(exit) = worker.poll() else {
         return;
     };
     let pid = worker.pid();
-    run.worker = None;
+    run.execution = Execution::Idle;
     if let Err(e) = workers::settle(run, pid, exit) {
-        log(&format!("{}: {e:#}", run.full_name()));
+        tracing::info!("{}: {e:#}", run.full_name());
     }
-    log(&format!(
+    tracing::info!(
         "{}: worker pid {pid} ended ({exit:?}): {}",
         run.full_name(),
         run.state.status.word()
-    ));
+    );
 }
 
 fn refresh(run: &mut Run, updates: &broadcast::Sender<Arc<Update>>, listening: bool) {
@@ -354,10 +316,10 @@ fn refresh(run: &mut Run, updates: &broadcast::Sender<Arc<Update>>, listening: b
     }
     // A `thaw train` starts its queued runs when it has a slot: their workers are watched too.
     if run.external
-        && run.worker.is_none()
+        && run.execution.worker().is_none()
         && let Some(worker) = workers::adoptable(&run.state)
     {
-        run.worker = Some(worker);
+        run.execution = Execution::Local(worker);
     }
     if run.groups.is_none() {
         run.groups = count_params(run);
@@ -402,7 +364,7 @@ fn refresh(run: &mut Run, updates: &broadcast::Sender<Arc<Update>>, listening: b
 /// How much of each group the worker loaded from the run's weights, once it has written
 /// `transfer.json` (a run from scratch never does).
 fn read_transfer(run: &Run) -> Option<Vec<GroupTransfer>> {
-    let text = std::fs::read(run.dir.root.join("transfer.json")).ok()?;
+    let text = std::fs::read(run.dir.transfer_path()).ok()?;
     let report: TransferReport = serde_json::from_slice(&text).ok()?;
     Some(report.groups)
 }
@@ -411,37 +373,14 @@ fn read_transfer(run: &Run) -> Option<Vec<GroupTransfer>> {
 /// classes its head has. Built once per run: models initialise their parameters lazily, so
 /// this allocates no weights.
 fn count_params(run: &Run) -> Option<Vec<LayerGroup>> {
-    let text = std::fs::read(run.dir.root.join("classes.json")).ok()?;
-    let classes: Vec<String> = serde_json::from_slice(&text).ok()?;
+    let classes = run.dir.read_classes()?;
     if classes.is_empty() {
         return None;
-    }
-    struct Groups(ModelKind);
-    impl ModelTask for Groups {
-        type Output = Vec<LayerGroup>;
-        fn run<M: Classifier>(self, model: M) -> Vec<LayerGroup> {
-            crate::engine::model::layer_groups(self.0, &model)
-        }
     }
     let shape = ModelShape {
         classes: classes.len(),
         in_channels: run.spec.in_channels,
         image_size: run.spec.image_size,
     };
-    Some(crate::engine::model::with_model(
-        run.spec.model,
-        shape,
-        &burn::tensor::Device::flex(),
-        Groups(run.spec.model),
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_formats_known_instants() {
-        assert_eq!(super::utc(0.0), "1970-01-01 00:00:00");
-        assert_eq!(super::utc(951_782_400.0), "2000-02-29 00:00:00");
-        assert_eq!(super::utc(1_700_000_000.5), "2023-11-14 22:13:20");
-    }
+    Some(crate::engine::model::groups_of(run.spec.model, shape))
 }

@@ -3,19 +3,19 @@
 //! its worker if one runs.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
 use super::slurm::{SlurmRun, Submitting};
 use super::tail::RunTail;
-use super::workers::Worker;
 use crate::engine::device::DeviceSpec;
 use crate::engine::model::LayerGroup;
-use crate::engine::rundir::{Desired, DesiredRead, RunDir, RunState, RunStatus, now};
 use crate::engine::weights::GroupTransfer;
+use crate::executor::local::{Watched, Worker};
 use crate::executor::slurm::JobRecord;
 use crate::protocol::{GroupInfo, RunInfo, RunSnapshot};
+use crate::run::{Catalog, Desired, DesiredRead, RunDir, RunState, RunStatus};
 use crate::session::RunSpec;
 
 /// One run and everything the daemon knows of it.
@@ -35,12 +35,8 @@ pub struct Run {
     pub state: RunState,
     /// `desired.json` as the daemon last wrote it.
     pub desired: Desired,
-    /// The local worker process, when one trains it.
-    pub worker: Option<Worker>,
-    /// Its Slurm job, while Slurm has it (pending, running, requeued).
-    pub slurm: Option<SlurmRun>,
-    /// sbatch, while it runs for this run.
-    pub submitting: Option<Submitting>,
+    /// What trains it now: a local worker, sbatch submitting its job, or its Slurm job.
+    pub execution: Execution,
     /// Its latest Slurm job as `slurm.json` records it, also after it ended.
     pub job: Option<JobRecord>,
     /// What a queued or waiting run waits for.
@@ -69,7 +65,7 @@ impl Run {
             DesiredRead::Good(desired) => desired,
             _ => Desired::default(),
         };
-        let external = crate::worker::claimed_by_train(&dir);
+        let external = crate::run::lock::claimed_by_train(&dir);
         Ok(Self {
             session: session.to_string(),
             name: spec.name.clone(),
@@ -82,9 +78,7 @@ impl Run {
             spec,
             state,
             desired,
-            worker: None,
-            slurm: None,
-            submitting: None,
+            execution: Execution::Idle,
             queued_reason: None,
             groups: None,
             transfer: None,
@@ -111,7 +105,7 @@ impl Run {
     /// Whether a worker process trains it now, or its Slurm job may still run (or is being
     /// submitted).
     pub fn is_live(&self) -> bool {
-        self.worker.is_some() || self.slurm.is_some() || self.submitting.is_some()
+        !matches!(self.execution, Execution::Idle)
     }
 
     /// Whether its workers run as Slurm jobs.
@@ -122,17 +116,16 @@ impl Run {
     /// Sets the status (and message) the daemon decided on, keeping what the worker wrote
     /// about steps and figures, and writes `state.json`.
     pub fn set_status(&mut self, status: RunStatus, message: Option<String>) -> Result<()> {
-        let fresh = RunState::before_training(status, message.clone());
-        self.state = RunState {
-            status,
-            message,
-            pid: fresh.pid,
-            pid_start: fresh.pid_start,
-            host: fresh.host,
-            updated: now(),
-            ..self.state.clone()
-        };
-        self.dir.write_state(&self.state)
+        self.watched().set_status(status, message)
+    }
+
+    /// The run as its worker's watcher records how it ended.
+    pub fn watched(&mut self) -> Watched<'_> {
+        Watched {
+            name: format!("{}/{}", self.session, self.name),
+            dir: &self.dir,
+            state: &mut self.state,
+        }
     }
 
     /// Writes `desired.json` after `change`, keeping the old one if the write fails.
@@ -154,23 +147,23 @@ impl Run {
             Some(groups) => groups.iter().map(|g| (g.name.clone(), g.params)).collect(),
             None => self.group_names().into_iter().map(|g| (g, 0)).collect(),
         };
-        let frozen = match (&self.worker, self.state.status) {
+        let frozen = match (self.execution.worker(), self.state.status) {
             // Before the worker has said anything, the session file's freeze list applies.
-            (None, RunStatus::Queued | RunStatus::Waiting) if self.state.step == 0 => {
+            (None, status) if status.is_pending() && self.state.step == 0 => {
                 self.spec.initially_frozen()
             }
             _ => self.state.frozen.clone(),
         };
         let overlay = self
-            .slurm
-            .as_ref()
+            .execution
+            .slurm()
             .and_then(|s| s.overlay(self.state.status));
         let (status, message) = match overlay {
             Some((status, message)) => (status, Some(message)),
             None => (self.state.status, self.state.message.clone()),
         };
         // A pending Slurm job waits for what Slurm says.
-        let queued_reason = match (&self.slurm, status) {
+        let queued_reason = match (self.execution.slurm(), status) {
             (Some(_), RunStatus::Queued) => message.clone(),
             _ => self.queued_reason.clone(),
         };
@@ -218,10 +211,10 @@ impl Run {
             secs_left: self.state.secs_left,
             secs_left_grows: self.state.secs_left_grows,
             lr_multiplier: self.desired.lr_multiplier,
-            pid: self.worker.as_ref().map(Worker::pid),
+            pid: self.execution.worker().map(Worker::pid),
             queued_reason,
             gpu_memory: self.gpu_memory,
-            slurm: match &self.slurm {
+            slurm: match self.execution.slurm() {
                 Some(live) => Some(Box::new(live.info())),
                 None => self.job.as_ref().map(|j| Box::new(SlurmRun::ended_info(j))),
             },
@@ -234,6 +227,93 @@ impl Run {
             info: self.info(),
             history: self.tail.history.to_wire(),
             events: self.tail.recent_events.iter().cloned().collect(),
+        }
+    }
+}
+
+/// What carries out a run's training now: at most one of these at a time.
+#[derive(Debug, Default)]
+pub enum Execution {
+    /// Nothing: not started, ended, or a `thaw train`'s to train.
+    #[default]
+    Idle,
+    /// A worker process on this machine.
+    Local(Worker),
+    /// sbatch, while it runs for this run.
+    Submitting(Submitting),
+    /// Its Slurm job, while Slurm has it (pending, running, requeued).
+    Slurm(SlurmRun),
+}
+
+impl Execution {
+    /// The local worker, if one trains the run.
+    pub fn worker(&self) -> Option<&Worker> {
+        match self {
+            Execution::Local(worker) => Some(worker),
+            _ => None,
+        }
+    }
+
+    pub fn worker_mut(&mut self) -> Option<&mut Worker> {
+        match self {
+            Execution::Local(worker) => Some(worker),
+            _ => None,
+        }
+    }
+
+    /// The run's Slurm job, while Slurm has it.
+    pub fn slurm(&self) -> Option<&SlurmRun> {
+        match self {
+            Execution::Slurm(job) => Some(job),
+            _ => None,
+        }
+    }
+
+    pub fn slurm_mut(&mut self) -> Option<&mut SlurmRun> {
+        match self {
+            Execution::Slurm(job) => Some(job),
+            _ => None,
+        }
+    }
+
+    /// sbatch, while it runs for the run.
+    pub fn submitting(&self) -> Option<&Submitting> {
+        match self {
+            Execution::Submitting(submitting) => Some(submitting),
+            _ => None,
+        }
+    }
+
+    /// Takes the local worker out, leaving the run idle; anything else stays.
+    pub fn take_worker(&mut self) -> Option<Worker> {
+        match std::mem::take(self) {
+            Execution::Local(worker) => Some(worker),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+
+    /// Takes the Slurm job out, leaving the run idle; anything else stays.
+    pub fn take_slurm(&mut self) -> Option<SlurmRun> {
+        match std::mem::take(self) {
+            Execution::Slurm(job) => Some(job),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+
+    /// Takes sbatch's submission out, leaving the run idle; anything else stays.
+    pub fn take_submitting(&mut self) -> Option<Submitting> {
+        match std::mem::take(self) {
+            Execution::Submitting(submitting) => Some(submitting),
+            other => {
+                *self = other;
+                None
+            }
         }
     }
 }
@@ -258,60 +338,42 @@ pub struct Registry {
 impl Registry {
     /// The sessions under `<data>/sessions`; a run whose directory cannot be read is left out
     /// with a message.
-    pub fn load(sessions_dir: &Path) -> Self {
-        let mut found: Vec<(f64, Session)> = Vec::new();
-        let Ok(entries) = std::fs::read_dir(sessions_dir) else {
-            return Self::default();
-        };
-        for entry in entries.flatten() {
-            let dir = entry.path();
-            let Ok(meta) = std::fs::metadata(dir.join("session.toml")) else {
-                continue;
-            };
-            let name = entry.file_name().to_string_lossy().to_string();
-            let launched = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0.0, |d| d.as_secs_f64());
-            let runs = open_runs(&name, &dir, |_| true);
-            found.push((launched, Session { name, runs }));
-        }
-        found.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
+    pub fn load(catalog: &Catalog) -> Self {
+        let sessions = catalog
+            .sessions()
+            .into_iter()
+            .map(|entry| Session {
+                runs: open_runs(catalog, &entry.name, |_| true),
+                name: entry.name,
+            })
+            .collect();
         Self {
-            sessions: found.into_iter().map(|(_, s)| s).collect(),
+            sessions,
             unreadable: HashMap::new(),
         }
     }
 
-    /// Adds what a `thaw train` wrote under `sessions_dir` since: new sessions, and new runs
-    /// of known ones, as [`Run::external`]. Returns where they were added, (session, run)
+    /// Adds what a `thaw train` wrote under `<data>/sessions` since: new sessions, and new
+    /// runs of known ones, as [`Run::external`]. Returns where they were added, (session, run)
     /// indices.
-    pub fn discover(&mut self, sessions_dir: &Path) -> Vec<(usize, usize)> {
-        let Ok(entries) = std::fs::read_dir(sessions_dir) else {
-            return Vec::new();
-        };
+    pub fn discover(&mut self, catalog: &Catalog) -> Vec<(usize, usize)> {
         let mut added = Vec::new();
-        for entry in entries.flatten() {
-            let dir = entry.path();
-            if !dir.join("session.toml").is_file() {
-                continue;
-            }
-            let name = entry.file_name().to_string_lossy().to_string();
+        for entry in catalog.sessions() {
+            let name = entry.name;
             let known: Vec<String> = self
                 .session(&name)
                 .map(|s| s.runs.iter().map(|r| r.name.clone()).collect())
                 .unwrap_or_default();
             let unreadable = &mut self.unreadable;
-            let runs = open_runs(&name, &dir, |run| {
+            let runs = open_runs(catalog, &name, |run| {
                 if known.iter().any(|k| k == run) {
                     return false;
                 }
-                let root = dir.join("runs").join(run);
-                let written = std::fs::metadata(root.join("spec.toml"))
+                let dir = catalog.run(&name, run);
+                let written = std::fs::metadata(dir.spec())
                     .and_then(|m| m.modified())
                     .ok();
-                unreadable.insert(root, written) != Some(written)
+                unreadable.insert(dir.root, written) != Some(written)
             });
             if runs.is_empty() {
                 continue;
@@ -400,48 +462,20 @@ pub fn no_session(name: &str, known: &[&str]) -> String {
     }
 }
 
-/// The runs of the session in `dir` that `wanted` names, in the session file's order; a run
-/// whose directory cannot be read is left out with a message.
-fn open_runs(session: &str, dir: &Path, mut wanted: impl FnMut(&str) -> bool) -> Vec<Run> {
+/// The runs of `session` that `wanted` names, in the session file's order; a run whose
+/// directory cannot be read is left out with a message.
+fn open_runs(catalog: &Catalog, session: &str, mut wanted: impl FnMut(&str) -> bool) -> Vec<Run> {
     let mut runs = Vec::new();
-    for run_name in run_order(&dir.join("session.toml")) {
+    for run_name in catalog.runs(session) {
         if !wanted(&run_name) {
             continue;
         }
-        match Run::open(session, RunDir::new(dir.join("runs").join(&run_name))) {
+        match Run::open(session, catalog.run(session, &run_name)) {
             Ok(run) => runs.push(run),
-            Err(e) => super::log(&format!(
-                "session {session}: run {run_name} left out: {e:#}"
-            )),
+            Err(e) => tracing::info!("session {session}: run {run_name} left out: {e:#}"),
         }
     }
     runs
-}
-
-/// The run names of a session, in its file's order (the file as launched); directories the
-/// file does not name come after, sorted.
-fn run_order(session_file: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_to_string(session_file)
-        .ok()
-        .and_then(|text| toml::from_str::<toml::Table>(&text).ok())
-        .and_then(|t| t.get("runs").and_then(|r| r.as_array()).cloned())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|r| r.get("name").and_then(|n| n.as_str()).map(String::from))
-        .collect();
-    let runs_dir = session_file.with_file_name("runs");
-    let mut rest: Vec<String> = std::fs::read_dir(&runs_dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.path().join("spec.toml").is_file())
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .filter(|n| !names.contains(n))
-        .collect();
-    rest.sort();
-    names.retain(|n| runs_dir.join(n).join("spec.toml").is_file());
-    names.extend(rest);
-    names
 }
 
 #[cfg(test)]
@@ -472,7 +506,7 @@ mod tests {
                 .unwrap();
             file.set_modified(time).unwrap();
         };
-        let sessions = paths.data.join("sessions");
+        let sessions = Catalog::of(&paths);
         let mut registry = Registry::default();
         set("model = ", 1000);
         assert!(registry.discover(&sessions).is_empty());

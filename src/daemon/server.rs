@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::net::{UnixListener, UnixStream};
 
-use super::{Shared, handlers, log};
+use super::{Shared, handlers};
 use crate::protocol::{
     FrameError, Hello, PROTOCOL_VERSION, Request, Response, Welcome, read_frame_async,
     write_frame_async,
@@ -63,7 +63,7 @@ pub async fn accept(listener: UnixListener, shared: Arc<Shared>) -> Result<()> {
         let shared = shared.clone();
         tokio::spawn(async move {
             if let Err(e) = connection(stream, shared).await {
-                log(&format!("connection closed: {e}"));
+                tracing::info!("connection closed: {e}");
             }
         });
     }
@@ -79,7 +79,7 @@ fn welcome(refused: Option<String>) -> Welcome {
 }
 
 async fn refuse(stream: &mut UnixStream, why: String) -> Result<(), FrameError> {
-    log(&format!("refused a client: {why}"));
+    tracing::info!("refused a client: {why}");
     write_frame_async(stream, &welcome(Some(why))).await
 }
 

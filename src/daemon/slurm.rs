@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
+use super::registry::Execution;
 use super::registry::Run;
 use super::workers;
-use crate::engine::rundir::{Event, RunStatus, now};
 use crate::executor::slurm::{self, Job, JobRecord};
 use crate::protocol::SlurmInfo;
+use crate::run::{EventKind, RunStatus, now};
 
 /// A Slurm run's job while it is Slurm's: pending, running, or requeued.
 #[derive(Debug, Clone)]
@@ -207,7 +208,7 @@ pub fn submit(run: &mut Run) -> Result<()> {
             });
             let _ = send.send(record.map_err(|e| format!("{e:#}")));
         })?;
-    run.submitting = Some(Submitting { answer, partition });
+    run.execution = Execution::Submitting(Submitting { answer, partition });
     run.queued_reason = None;
     // No worker has written yet: the one that does puts its pid here.
     run.state.status = RunStatus::Queued;
@@ -222,7 +223,7 @@ pub fn submit(run: &mut Run) -> Result<()> {
 /// Takes sbatch's answer for a run being submitted, once it has come: the job is watched
 /// from then on, or the run fails with Slurm's message and the others go on.
 pub fn submitted(run: &mut Run) -> Result<()> {
-    let Some(submitting) = &run.submitting else {
+    let Some(submitting) = run.execution.submitting() else {
         return Ok(());
     };
     let answer = match submitting.answer.try_recv() {
@@ -230,24 +231,24 @@ pub fn submitted(run: &mut Run) -> Result<()> {
         Err(mpsc::TryRecvError::Empty) => return Ok(()),
         Err(mpsc::TryRecvError::Disconnected) => Err("sbatch's thread ended unanswered".into()),
     };
-    let partition = run.submitting.take().and_then(|s| s.partition);
+    let partition = run.execution.take_submitting().and_then(|s| s.partition);
     let record = match answer {
         Ok(record) => record,
         Err(e) => {
             let why = format!("cannot submit to Slurm: {e}");
-            super::log(&format!("{}: {why}", run.full_name()));
-            return workers::record(run, RunStatus::Failed, "error", why);
+            tracing::info!("{}: {why}", run.full_name());
+            return workers::record(run, RunStatus::Failed, EventKind::Error, why);
         }
     };
     let id = record.job_id;
     run.job = Some(record.clone());
-    run.slurm = Some(SlurmRun::new(record));
+    run.execution = Execution::Slurm(SlurmRun::new(record));
     let on = partition.map_or(String::new(), |p| format!(" on partition {p}"));
     let message = format!("submitted as Slurm job {id}{on}");
-    event(run, "slurm", &message)?;
+    event(run, EventKind::Slurm, &message)?;
     run.state.message = Some(message.clone());
     run.dir.write_state(&run.state)?;
-    super::log(&format!("{}: {message}", run.full_name()));
+    tracing::info!("{}: {message}", run.full_name());
     Ok(())
 }
 
@@ -268,7 +269,7 @@ pub fn reconcile(
     start_timeout: Duration,
     cancel: &mut Cancel,
 ) -> Result<()> {
-    let Some(watch) = run.slurm.as_mut() else {
+    let Some(watch) = run.execution.slurm_mut() else {
         return Ok(());
     };
     let jobs = match &listing.jobs {
@@ -305,7 +306,7 @@ pub fn reconcile(
     if job.running() && run.state.pid == 0 {
         let since = *watch.running_since.get_or_insert_with(Instant::now);
         if since.elapsed() > start_timeout {
-            let log = run.dir.root.join(format!("slurm-{id}.log"));
+            let log = run.dir.slurm_log(id);
             let why = format!(
                 "Slurm job {id} has run on {} for {:.0} s, but its worker has not written {}: is the run directory on a filesystem that node shares too? (see {})",
                 job.node,
@@ -314,10 +315,10 @@ pub fn reconcile(
                 log.display()
             );
             let _ = cancel(id);
-            return finish(run, RunStatus::Failed, "error", why);
+            return finish(run, RunStatus::Failed, EventKind::Error, why);
         }
     }
-    let stop_done = matches!(run.state.status, RunStatus::Stopped | RunStatus::Finished);
+    let stop_done = run.state.status.ended_as_meant();
     let stop_now = run.desired.stop && (job.pending() || stop_done);
     if stop_now && !watch.cancelled {
         // A job not running yet has no worker to checkpoint; a worker that has stopped
@@ -330,7 +331,7 @@ pub fn reconcile(
             "Slurm requeued job {id} (restart {}): it resumes from its last checkpoint when it runs again",
             job.restarts
         );
-        event(run, "requeued", &message)?;
+        event(run, EventKind::Requeued, &message)?;
     }
     Ok(())
 }
@@ -338,7 +339,7 @@ pub fn reconcile(
 /// The job is over (or Slurm no longer knows it): the run keeps what its worker recorded as
 /// its end, else Slurm's state says why it ended.
 fn ended(run: &mut Run, job: Option<&Job>) -> Result<()> {
-    let Some(mut watch) = run.slurm.take() else {
+    let Some(mut watch) = run.execution.take_slurm() else {
         return Ok(());
     };
     let id = watch.job_id();
@@ -350,18 +351,18 @@ fn ended(run: &mut Run, job: Option<&Job>) -> Result<()> {
         run.state = state;
     }
     let state = job.map_or("GONE", |j| j.state.as_str());
-    super::log(&format!(
+    tracing::info!(
         "{}: Slurm job {id} ended ({state}); the worker said {:?}",
         run.full_name(),
         run.state.status
-    ));
-    let log = run.dir.root.join(format!("slurm-{id}.log"));
+    );
+    let log = run.dir.slurm_log(id);
     match (run.state.status, state) {
-        (RunStatus::Finished | RunStatus::Stopped | RunStatus::Failed, _) => Ok(()),
+        (status, _) if status.is_settled() => Ok(()),
         (_, "CANCELLED") if run.desired.stop => finish(
             run,
             RunStatus::Stopped,
-            "stopped",
+            EventKind::Stopped,
             format!("stopped (Slurm job {id} cancelled)"),
         ),
         (_, "CANCELLED") => workers::interrupted(
@@ -391,7 +392,7 @@ fn ended(run: &mut Run, job: Option<&Job>) -> Result<()> {
                 .dir
                 .read_events()
                 .pop()
-                .filter(|e| e.kind == "error")
+                .filter(|e| e.kind == EventKind::Error)
                 .map(|e| e.message);
             let exit = job.map_or_else(String::new, |j| format!(", {}", j.exit()));
             let said = slurm::last_log_line(&run.dir, id)
@@ -408,31 +409,24 @@ fn ended(run: &mut Run, job: Option<&Job>) -> Result<()> {
             let why = worker_error.unwrap_or_else(|| {
                 format!("Slurm job {id} ended {state}{exit} without its worker recording why{said}; {see}")
             });
-            finish(run, RunStatus::Failed, "error", why)
+            finish(run, RunStatus::Failed, EventKind::Error, why)
         }
     }
 }
 
-fn finish(run: &mut Run, status: RunStatus, kind: &str, why: String) -> Result<()> {
-    run.slurm = None;
+fn finish(run: &mut Run, status: RunStatus, kind: EventKind, why: String) -> Result<()> {
+    run.execution = Execution::Idle;
     workers::record(run, status, kind, why)
 }
 
 /// Appends an event the daemon saw (the worker is not running while it does).
-fn event(run: &Run, kind: &str, message: &str) -> Result<()> {
-    run.dir.append_event(&Event {
-        time: now(),
-        step: run.state.step,
-        epoch: run.state.epoch_said(),
-        kind: kind.into(),
-        message: message.into(),
-        groups: Vec::new(),
-    })
+fn event(run: &Run, kind: EventKind, message: &str) -> Result<()> {
+    run.dir.append_event(&run.state.event(kind, message))
 }
 
 /// Cancels a run's job, for a stop before the job runs.
 pub fn cancel(run: &mut Run) -> Result<String> {
-    let Some(watch) = run.slurm.as_mut() else {
+    let Some(watch) = run.execution.slurm_mut() else {
         anyhow::bail!("{} has no Slurm job", run.full_name());
     };
     let id = watch.job_id();
@@ -448,11 +442,11 @@ pub fn cancel_job(id: u64) {
         .name("scancel".into())
         .spawn(move || {
             if let Err(e) = slurm::cancel(id, None) {
-                super::log(&format!("cannot cancel Slurm job {id}: {e:#}"));
+                tracing::info!("cannot cancel Slurm job {id}: {e:#}");
             }
         });
     if let Err(e) = spawned {
-        super::log(&format!("cannot cancel Slurm job {id}: {e}"));
+        tracing::info!("cannot cancel Slurm job {id}: {e}");
     }
 }
 
@@ -482,7 +476,7 @@ mod tests {
             restarts: 0,
         });
         watch.since = Instant::now() - Duration::from_secs(60);
-        run.slurm = Some(watch);
+        run.execution = Execution::Slurm(watch);
         run
     }
 
@@ -558,9 +552,9 @@ mod tests {
             .dir
             .read_events()
             .into_iter()
-            .filter(|e| e.kind == "requeued");
+            .filter(|e| e.kind == EventKind::Requeued);
         assert_eq!(requeued.count(), 1);
-        assert!(run.slurm.is_some());
+        assert!(run.execution.slurm().is_some());
     }
 
     #[test]
@@ -570,7 +564,7 @@ mod tests {
         see(&mut run, &[job("RUNNING", "None", 0)]);
         worker_wrote(&mut run, RunStatus::Interrupted);
         see(&mut run, &[job("CANCELLED", "None", 0)]);
-        assert!(run.slurm.is_none());
+        assert!(run.execution.slurm().is_none());
         assert_eq!(run.state.status, RunStatus::Interrupted);
         let message = run.state.message.clone().unwrap();
         assert!(message.contains("cancelled outside thaw"), "{message}");
@@ -599,7 +593,7 @@ mod tests {
         // Preemption's grace ran out as the run finished: Slurm says TIMEOUT.
         see(&mut run, &[job("TIMEOUT", "TimeLimit", 0)]);
         assert_eq!(run.state.status, RunStatus::Finished);
-        assert!(run.slurm.is_none());
+        assert!(run.execution.slurm().is_none());
     }
 
     #[test]
@@ -648,9 +642,9 @@ mod tests {
         );
         // A listing asked for before the job was submitted proves nothing.
         let mut run = watched(dir.path());
-        run.slurm.as_mut().unwrap().since = Instant::now() + Duration::from_secs(60);
+        run.execution.slurm_mut().unwrap().since = Instant::now() + Duration::from_secs(60);
         see(&mut run, &[]);
-        assert!(run.slurm.is_some());
+        assert!(run.execution.slurm().is_some());
     }
 
     #[test]

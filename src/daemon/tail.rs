@@ -4,158 +4,28 @@
 //! bounded series, so a run of any length costs the same memory.
 
 use std::collections::VecDeque;
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
-use std::ops::Range;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::engine::rundir::{Event, RunDir, RunState};
 use crate::protocol::{History, MetricPoint};
+use crate::run::event::parse_event;
+use crate::run::follow::{FileTail, Tailed};
+use crate::run::metrics::{MetricLine, MetricsColumns, Split};
+use crate::run::{Event, RunDir, RunState};
 use crate::series::Series;
 
 /// Events kept in memory per run (for snapshots); `logs` reads the file.
 const RECENT_EVENTS: usize = 200;
 
-/// An append-only file read incrementally, line by line.
-#[derive(Debug)]
-pub struct FileTail {
-    path: PathBuf,
-    /// Bytes read so far, including `partial`.
-    offset: u64,
-    ino: u64,
-    /// The start of a line whose end has not been written yet.
-    partial: Vec<u8>,
-}
-
-impl FileTail {
-    pub fn new(path: PathBuf) -> Self {
-        Self {
-            path,
-            offset: 0,
-            ino: 0,
-            partial: Vec::new(),
-        }
+/// A row of `metrics.csv` as clients are sent it.
+fn point(row: &MetricLine) -> MetricPoint {
+    MetricPoint {
+        step: row.step as u64,
+        split: row.split.word().to_string(),
+        loss: row.loss,
+        accuracy: row.accuracy,
+        grad_norm: row.grad_norm,
     }
-
-    /// The length of the complete lines read so far.
-    pub fn consumed(&self) -> u64 {
-        self.offset - self.partial.len() as u64
-    }
-
-    /// Hands every new complete line over, as [`Tailed::Line`]; a file that was replaced or
-    /// shortened since the last look is announced with [`Tailed::Restart`], then handed over
-    /// from its start. Returns whether it restarted.
-    pub fn poll(&mut self, mut each: impl FnMut(Tailed)) -> bool {
-        let Ok(mut file) = File::open(&self.path) else {
-            let restart = self.offset > 0;
-            if restart {
-                each(Tailed::Restart);
-            }
-            self.offset = 0;
-            self.partial.clear();
-            return restart;
-        };
-        let Ok(meta) = file.metadata() else {
-            return false;
-        };
-        let mut restart = false;
-        if meta.ino() != self.ino || meta.len() < self.offset {
-            restart = self.offset > 0;
-            if restart {
-                each(Tailed::Restart);
-            }
-            self.offset = 0;
-            self.partial.clear();
-            self.ino = meta.ino();
-        }
-        if meta.len() == self.offset || file.seek(SeekFrom::Start(self.offset)).is_err() {
-            return restart;
-        }
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = match file.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            self.offset += n as u64;
-            let mut chunk = &buf[..n];
-            while let Some(end) = chunk.iter().position(|&b| b == b'\n') {
-                if self.partial.is_empty() {
-                    each(Tailed::Line(&String::from_utf8_lossy(&chunk[..end])));
-                } else {
-                    self.partial.extend_from_slice(&chunk[..end]);
-                    each(Tailed::Line(&String::from_utf8_lossy(&self.partial)));
-                    self.partial.clear();
-                }
-                chunk = &chunk[end + 1..];
-            }
-            self.partial.extend_from_slice(chunk);
-        }
-        restart
-    }
-}
-
-/// What [`FileTail::poll`] hands over.
-pub enum Tailed<'a> {
-    /// The file was replaced or shortened: forget what it said; its lines follow again.
-    Restart,
-    Line(&'a str),
-}
-
-/// Where a `metrics.csv`'s columns past the first five are, as its header names them: the
-/// learning rates between `accuracy` and `samples_per_sec`, and `grad_norm` after `wall_time`
-/// in a file begun by a thaw that records it.
-#[derive(Debug, Clone, PartialEq)]
-struct Columns {
-    lrs: Range<usize>,
-    grad_norm: Option<usize>,
-}
-
-impl Columns {
-    /// `None` for a line that is not a header.
-    fn of_header(header: &str) -> Option<Self> {
-        let columns: Vec<&str> = header.split(',').collect();
-        if columns.first() != Some(&"step") {
-            return None;
-        }
-        let at = |name| columns.iter().position(|c| *c == name);
-        Some(Self {
-            lrs: 5..at("samples_per_sec")?,
-            grad_norm: at("grad_norm"),
-        })
-    }
-}
-
-/// A row of `metrics.csv` (`step,epoch,split,loss,accuracy,...`), its gradient norm where
-/// `columns` say; `None` for the header or a line that is not a row.
-fn parse_metric(line: &str, columns: Option<&Columns>) -> Option<MetricPoint> {
-    // One pass, nothing collected: a daemon starting up reads millions of rows.
-    let mut fields = line.split(',');
-    let step = fields.next()?.parse().ok()?;
-    let _epoch = fields.next()?;
-    let split = fields.next()?.to_string();
-    let loss = fields.next()?.parse().ok()?;
-    let accuracy = fields.next()?.parse().ok()?;
-    let grad_norm = columns
-        .and_then(|c| c.grad_norm)
-        .and_then(|at| fields.nth(at.checked_sub(5)?)?.parse().ok());
-    Some(MetricPoint {
-        step,
-        split,
-        loss,
-        accuracy,
-        grad_norm,
-    })
-}
-
-/// The per-group learning rates of a `metrics.csv` row.
-fn parse_lrs(line: &str, columns: &Columns) -> Vec<f64> {
-    line.split(',')
-        .skip(columns.lrs.start)
-        .take(columns.lrs.len())
-        .filter_map(|f| f.parse().ok())
-        .collect()
 }
 
 /// A run's metrics, bounded.
@@ -221,7 +91,7 @@ pub struct RunTail {
     /// Each group's learning rate in the last training row.
     pub lrs: Vec<f64>,
     /// Where they are in a row, from the header.
-    columns: Option<Columns>,
+    columns: Option<MetricsColumns>,
 }
 
 /// Above this many new rows in one look, clients get the rebuilt history instead.
@@ -257,15 +127,16 @@ impl RunTail {
                 *columns = None;
             }
             Tailed::Line(line) => {
-                if let Some(row) = parse_metric(line, columns.as_ref()) {
-                    if let (true, Some(columns)) = (row.split == "train", &*columns) {
-                        *lrs = parse_lrs(line, columns);
+                if let Some(row) = columns.as_ref().and_then(|c| c.row(line)) {
+                    if row.split == Split::Train {
+                        *lrs = row.lrs();
                     }
+                    let row = point(&row);
                     history.add(&row);
                     if collect && rows.len() <= ROWS_PER_UPDATE {
                         rows.push(row);
                     }
-                } else if let Some(header) = Columns::of_header(line) {
+                } else if let Some(header) = MetricsColumns::of_header(line) {
                     *columns = Some(header);
                 }
             }
@@ -278,7 +149,7 @@ impl RunTail {
         self.events.poll(|tailed| match tailed {
             Tailed::Restart => recent.clear(),
             Tailed::Line(line) => {
-                if let Ok(event) = serde_json::from_str::<Event>(line) {
+                if let Some(event) = parse_event(line) {
                     events.push(event);
                 }
             }
@@ -307,52 +178,9 @@ impl RunTail {
     }
 }
 
-/// The events of `events.jsonl` in its first `len` bytes.
-pub fn read_events_upto(path: &Path, len: u64) -> Vec<Event> {
-    let Ok(file) = File::open(path) else {
-        return Vec::new();
-    };
-    let mut text = Vec::new();
-    if file.take(len).read_to_end(&mut text).is_err() {
-        return Vec::new();
-    }
-    String::from_utf8_lossy(&text)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
-
-    #[test]
-    fn lines_are_read_once_and_partial_lines_wait_for_their_end() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let mut file = File::create(&path).unwrap();
-        let mut tail = FileTail::new(path.clone());
-        let mut seen = Vec::new();
-        file.write_all(b"a\nb\nc").unwrap();
-        let lines = |t: Tailed, seen: &mut Vec<String>| match t {
-            Tailed::Restart => seen.push("<restart>".into()),
-            Tailed::Line(l) => seen.push(l.to_string()),
-        };
-        assert!(!tail.poll(|t| lines(t, &mut seen)));
-        assert_eq!(seen, ["a", "b"]);
-        file.write_all(b"d\ne\n").unwrap();
-        tail.poll(|t| lines(t, &mut seen));
-        assert_eq!(seen, ["a", "b", "cd", "e"]);
-        assert_eq!(tail.consumed(), 9);
-        // Replaced by a shorter file (a resumed worker dropping rows): read from the start.
-        let tmp = dir.path().join("g");
-        std::fs::write(&tmp, "a\n").unwrap();
-        std::fs::rename(&tmp, &path).unwrap();
-        seen.clear();
-        assert!(tail.poll(|t| lines(t, &mut seen)));
-        assert_eq!(seen, ["<restart>", "a"]);
-    }
 
     #[test]
     fn metrics_rows_parse_and_a_rewritten_file_rebuilds_the_history() {
@@ -369,11 +197,8 @@ mod tests {
         assert_eq!(changes.rows[1].step, 2);
         assert_eq!(tail.history.to_wire().train_loss.len(), 5);
         let kept: String = rows.lines().take(2).map(|l| format!("{l}\n")).collect();
-        crate::engine::rundir::write_atomic(
-            &run.metrics_path(),
-            format!("{header}{kept}").as_bytes(),
-        )
-        .unwrap();
+        crate::run::write_atomic(&run.metrics_path(), format!("{header}{kept}").as_bytes())
+            .unwrap();
         let changes = tail.poll(true);
         assert!(changes.history_rebuilt);
         let steps: Vec<u64> = tail
@@ -408,11 +233,8 @@ mod tests {
                 None,
             ),
         ] {
-            crate::engine::rundir::write_atomic(
-                &run.metrics_path(),
-                format!("{header}\n{row}\n").as_bytes(),
-            )
-            .unwrap();
+            crate::run::write_atomic(&run.metrics_path(), format!("{header}\n{row}\n").as_bytes())
+                .unwrap();
             let mut tail = RunTail::new(&run);
             let changes = tail.poll(true);
             assert_eq!(tail.lrs, [1e-4, 1e-3], "{header}");

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use super::config::Config;
-use super::{Daemon, Shared, log, server};
+use super::{Daemon, Shared, server};
 use crate::client::{Client, socket_path};
-use crate::engine::rundir::write_atomic;
 use crate::paths::Paths;
+use crate::run::write_atomic;
 
 /// How long `thaw up` waits for the daemon it started to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -115,7 +115,7 @@ fn run_here(paths: &Paths) -> Result<i32> {
 
 async fn serve(paths: Paths, config: Config, cores: usize) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    log(&format!(
+    tracing::info!(
         "thaw daemon {} starting (pid {}): data {}, {cores} cores, {} CPU slots{}",
         env!("CARGO_PKG_VERSION"),
         std::process::id(),
@@ -126,22 +126,22 @@ async fn serve(paths: Paths, config: Config, cores: usize) -> Result<()> {
         } else {
             ""
         }
-    ));
+    );
     let socket = socket_path(&paths);
     let pid_file = pid_path(&paths);
     let nvml = crate::gpu::Nvml::load();
     let no_gpus = nvml.why_none();
     let mut daemon = Daemon::start(paths, config, cores, Box::new(nvml));
     match &no_gpus {
-        Some(why) => log(&format!("no GPUs: {why}")),
+        Some(why) => tracing::info!("no GPUs: {why}"),
         None => {
             for gpu in &daemon.gpus {
-                log(&format!(
+                tracing::info!(
                     "GPU {}: {} ({:.0} GiB)",
                     gpu.index,
                     gpu.name,
                     gpu.memory_total as f64 / (1u64 << 30) as f64
-                ));
+                );
             }
         }
     }
@@ -163,12 +163,12 @@ async fn serve(paths: Paths, config: Config, cores: usize) -> Result<()> {
     };
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    log(&format!("listening on {}", socket.display()));
+    tracing::info!("listening on {}", socket.display());
     tokio::select! {
         result = server::accept(listener, shared.clone()) => result?,
-        _ = stopped.changed() => log("stopped by `thaw down`"),
-        _ = term.recv() => log("SIGTERM: the daemon stops; workers go on"),
-        _ = int.recv() => log("SIGINT: the daemon stops; workers go on"),
+        _ = stopped.changed() => tracing::info!("stopped by `thaw down`"),
+        _ = term.recv() => tracing::info!("SIGTERM: the daemon stops; workers go on"),
+        _ = int.recv() => tracing::info!("SIGINT: the daemon stops; workers go on"),
     }
     ticker.abort();
     let _ = std::fs::remove_file(&socket);

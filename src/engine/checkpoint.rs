@@ -9,7 +9,8 @@ use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use serde::{Deserialize, Serialize};
 
-use super::rundir::{GradNorm, RunDir, write_atomic};
+use crate::run::checkpoints::CheckpointDir;
+use crate::run::{GradNorm, RunDir, write_atomic};
 
 /// Where training stands: enough, with the model and optimizer files, to continue exactly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,11 +72,6 @@ impl OpenLog {
     }
 }
 
-const MODEL: &str = "model.bpk";
-const OPTIMIZER: &str = "optimizer.bpk";
-const STATE: &str = "state.json";
-const LATEST: &str = "latest";
-
 /// Writes `checkpoints/step-N/` (model, optimizer, state) as one unit and points `latest` at
 /// it; keeps the newest `keep` checkpoints.
 pub fn save<M: Module>(
@@ -87,10 +83,8 @@ pub fn save<M: Module>(
 ) -> Result<PathBuf> {
     let root = run.checkpoints();
     std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
-    let name = format!("step-{}", state.step);
-    let tmp = root.join(format!("{name}.tmp"));
-    let done = root.join(&name);
-    if tmp.exists() {
+    let (done, tmp) = run.checkpoint_at(state.step);
+    if tmp.root.exists() {
         std::fs::remove_dir_all(&tmp)?;
     }
     std::fs::create_dir_all(&tmp)?;
@@ -98,46 +92,29 @@ pub fn save<M: Module>(
     // taken straight from the training model is one update behind).
     model
         .valid()
-        .save_file(tmp.join(MODEL))
-        .with_context(|| format!("cannot save the model into {}", tmp.display()))?;
+        .save_file(tmp.model())
+        .with_context(|| format!("cannot save the model into {}", tmp.root.display()))?;
     optim
-        .save(tmp.join(OPTIMIZER))
-        .with_context(|| format!("cannot save the optimizer into {}", tmp.display()))?;
-    write_atomic(&tmp.join(STATE), &serde_json::to_vec_pretty(state)?)?;
+        .save(tmp.optimizer())
+        .with_context(|| format!("cannot save the optimizer into {}", tmp.root.display()))?;
+    write_atomic(&tmp.state(), &serde_json::to_vec_pretty(state)?)?;
     File::open(&tmp)?.sync_all()?;
-    if done.exists() {
+    if done.root.exists() {
         std::fs::remove_dir_all(&done)?;
     }
     std::fs::rename(&tmp, &done)?;
     File::open(&root)?.sync_all()?;
-    write_atomic(&root.join(LATEST), name.as_bytes())?;
-    prune(&root, keep)?;
-    Ok(done)
+    run.point_latest(Some(state.step))?;
+    prune(run, keep)?;
+    Ok(done.root)
 }
 
-/// The complete checkpoints, oldest first.
-fn complete(root: &Path) -> Vec<(usize, PathBuf)> {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return Vec::new();
-    };
-    let mut found: Vec<(usize, PathBuf)> = entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().to_string();
-            let step = name.strip_prefix("step-")?.parse::<usize>().ok()?;
-            e.path().join(STATE).is_file().then(|| (step, e.path()))
-        })
-        .collect();
-    found.sort();
-    found
-}
-
-fn prune(root: &Path, keep: usize) -> Result<()> {
-    let all = complete(root);
+fn prune(run: &RunDir, keep: usize) -> Result<()> {
+    let all = run.checkpoint_dirs();
     let excess = all.len().saturating_sub(keep.max(1));
-    for (_, path) in &all[..excess] {
-        std::fs::remove_dir_all(path)
-            .with_context(|| format!("cannot remove old checkpoint {}", path.display()))?;
+    for (_, dir) in &all[..excess] {
+        std::fs::remove_dir_all(dir)
+            .with_context(|| format!("cannot remove old checkpoint {}", dir.root.display()))?;
     }
     Ok(())
 }
@@ -145,52 +122,41 @@ fn prune(root: &Path, keep: usize) -> Result<()> {
 /// The latest complete checkpoint and its state: the one `latest` names, or, if that pointer
 /// is missing or damaged, the newest directory whose state reads back.
 pub fn latest(run: &RunDir) -> Option<(PathBuf, TrainState)> {
-    let root = run.checkpoints();
-    let pointed = std::fs::read_to_string(root.join(LATEST))
-        .ok()
-        .map(|name| root.join(name.trim()));
-    let mut candidates = pointed
+    let mut candidates = run
+        .latest_checkpoint()
         .into_iter()
-        .chain(complete(&root).into_iter().rev().map(|(_, p)| p));
-    candidates.find_map(|dir| read_state(&dir).map(|state| (dir, state)))
+        .chain(run.checkpoint_dirs().into_iter().rev().map(|(_, d)| d));
+    candidates.find_map(|dir| read_state(&dir).map(|state| (dir.root, state)))
 }
 
 /// The newest complete checkpoint from before `step`, and its state.
 pub fn newest_before(run: &RunDir, step: usize) -> Option<(PathBuf, TrainState)> {
-    complete(&run.checkpoints())
+    run.checkpoint_dirs()
         .into_iter()
         .rev()
         .filter(|(s, _)| *s < step)
-        .find_map(|(_, dir)| read_state(&dir).map(|state| (dir, state)))
+        .find_map(|(_, dir)| read_state(&dir).map(|state| (dir.root, state)))
 }
 
-fn read_state(dir: &Path) -> Option<TrainState> {
-    let state = std::fs::read(dir.join(STATE)).ok()?;
+fn read_state(dir: &CheckpointDir) -> Option<TrainState> {
+    let state = std::fs::read(dir.state()).ok()?;
     let state: TrainState = serde_json::from_slice(&state).ok()?;
-    (dir.join(MODEL).is_file() && dir.join(OPTIMIZER).is_file()).then_some(state)
+    dir.is_whole().then_some(state)
 }
 
 /// Removes the checkpoints after `step` and points `latest` at `step`'s (`None`: removes them
 /// all, for a run gone back to its starting weights): a run rolled back does not resume, after
 /// a crash, from weights it turned away from.
 pub fn discard_after(run: &RunDir, step: Option<usize>) -> Result<()> {
-    let root = run.checkpoints();
-    for (_, dir) in complete(&root)
+    for (_, dir) in run
+        .checkpoint_dirs()
         .into_iter()
         .filter(|(s, _)| step.is_none_or(|step| *s > step))
     {
         std::fs::remove_dir_all(&dir)
-            .with_context(|| format!("cannot remove checkpoint {}", dir.display()))?;
+            .with_context(|| format!("cannot remove checkpoint {}", dir.root.display()))?;
     }
-    match step {
-        Some(step) => write_atomic(&root.join(LATEST), format!("step-{step}").as_bytes()),
-        None => match std::fs::remove_file(root.join(LATEST)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(e).with_context(|| format!("cannot remove {}", root.join(LATEST).display()))
-            }
-            _ => Ok(()),
-        },
-    }
+    run.point_latest(step)
 }
 
 /// The checkpoint whose weights are last known good: the latest, or, once a run has gone back
@@ -218,13 +184,17 @@ pub fn load<M: Module>(
     model: M,
     optim: ModuleOptimizer,
 ) -> Result<(M, ModuleOptimizer)> {
-    let model = model
-        .try_load_file(dir.join(MODEL))
-        .with_context(|| format!("cannot load the model from checkpoint {}", dir.display()))?;
-    let optim = optim.load(dir.join(OPTIMIZER)).with_context(|| {
+    let dir = CheckpointDir::new(dir);
+    let model = model.try_load_file(dir.model()).with_context(|| {
+        format!(
+            "cannot load the model from checkpoint {}",
+            dir.root.display()
+        )
+    })?;
+    let optim = optim.load(dir.optimizer()).with_context(|| {
         format!(
             "cannot load the optimizer from checkpoint {}",
-            dir.display()
+            dir.root.display()
         )
     })?;
     Ok((model, optim))

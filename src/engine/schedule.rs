@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::session::{LrSchedule, RunSpec};
+use crate::engine::config::{LrSchedule, TrainConfig};
 
 /// Which groups the session file wants frozen at each epoch.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,7 +16,7 @@ pub struct FreezeSchedule {
 }
 
 impl FreezeSchedule {
-    pub fn new(spec: &RunSpec) -> Self {
+    pub fn new(spec: &TrainConfig) -> Self {
         Self {
             groups: spec
                 .model
@@ -65,7 +65,7 @@ pub struct LrPlan {
 }
 
 impl LrPlan {
-    pub fn new(spec: &RunSpec, steps_per_epoch: usize) -> Self {
+    pub fn new(spec: &TrainConfig, steps_per_epoch: usize) -> Self {
         Self {
             base: spec.lr,
             schedule: spec.lr_schedule,
@@ -115,20 +115,20 @@ impl LrPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::config::GradualUnfreeze;
     use crate::engine::model::ModelKind;
-    use crate::session::GradualUnfreeze;
 
-    fn spec() -> RunSpec {
-        RunSpec {
-            model: ModelKind::ResNetMini,
+    fn spec() -> TrainConfig {
+        TrainConfig {
+            model: ModelKind::RESNET_MINI,
             epochs: 6,
-            ..RunSpec::default()
+            ..TrainConfig::default()
         }
     }
 
     #[test]
     fn freeze_then_unfreeze_at_epoch() {
-        let s = FreezeSchedule::new(&RunSpec {
+        let s = FreezeSchedule::new(&TrainConfig {
             freeze: vec!["layer1".into(), "stem".into()],
             unfreeze_at_epoch: Some(2),
             ..spec()
@@ -140,7 +140,7 @@ mod tests {
 
     #[test]
     fn gradual_unfreezing_thaws_from_the_head_down() {
-        let s = FreezeSchedule::new(&RunSpec {
+        let s = FreezeSchedule::new(&TrainConfig {
             gradual_unfreeze: Some(GradualUnfreeze { every_epochs: 2 }),
             ..spec()
         });

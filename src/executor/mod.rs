@@ -1,4 +1,6 @@
-//! Where workers run. Local workers are child processes of the daemon (`daemon::workers`);
-//! [`slurm`] submits them as Slurm jobs, watches the jobs and cancels them.
+//! Where workers run. [`local`] starts them as processes on this machine (for the daemon and
+//! for `thaw train`) and records how they ended; [`slurm`] submits them as Slurm jobs, watches
+//! the jobs and cancels them.
 
+pub mod local;
 pub mod slurm;

@@ -14,17 +14,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::rundir::{RunDir, write_atomic};
+use crate::run::{RunDir, write_atomic};
 use crate::session::executor::SlurmSpec;
 
 /// How long sbatch, squeue or scancel may take before thaw gives up on them (they retry for
 /// minutes when slurmctld does not answer, and the daemon must go on serving).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The batch script, in the run directory.
-pub const SCRIPT: &str = "slurm.sh";
-/// The job thaw submitted for the run, and whether it has ended (`slurm.json`).
-pub const RECORD: &str = "slurm.json";
 
 /// What thaw keeps about a run's Slurm job in `RUN_DIR/slurm.json`, so a restarted daemon
 /// finds the job again.
@@ -47,14 +42,14 @@ pub struct JobRecord {
 
 impl JobRecord {
     pub fn read(run: &RunDir) -> Option<Self> {
-        let text = std::fs::read(run.root.join(RECORD)).ok()?;
+        let text = std::fs::read(run.slurm_record()).ok()?;
         serde_json::from_slice(&text).ok()
     }
 
     pub fn write(&self, run: &RunDir) -> Result<()> {
         let text = serde_json::to_vec_pretty(self).expect("a job record serialises");
-        write_atomic(&run.root.join(RECORD), &text)
-            .with_context(|| format!("cannot write {}", run.root.join(RECORD).display()))
+        write_atomic(&run.slurm_record(), &text)
+            .with_context(|| format!("cannot write {}", run.slurm_record().display()))
     }
 }
 
@@ -210,26 +205,26 @@ pub fn parse_jobs(text: &str) -> Result<HashMap<u64, Job>> {
 /// Writes the run's batch script and submits it; returns the job id.
 pub fn submit(dir: &RunDir, name: &str, spec: &SlurmSpec) -> Result<u64> {
     let exe = crate::paths::executable()?;
-    let root = std::path::absolute(&dir.root).unwrap_or_else(|_| dir.root.clone());
-    let script = root.join(SCRIPT);
-    write_atomic(&script, batch_script(&exe, &root).as_bytes())
+    let dir = RunDir::new(std::path::absolute(&dir.root).unwrap_or_else(|_| dir.root.clone()));
+    let script = dir.slurm_script();
+    write_atomic(&script, batch_script(&exe, &dir.root).as_bytes())
         .with_context(|| format!("cannot write {}", script.display()))?;
     let mut command = Command::new("sbatch");
-    command.args(sbatch_args(&root, name, spec)).arg(&script);
+    command.args(sbatch_args(&dir, name, spec)).arg(&script);
     let out = run(&mut command, "sbatch")?;
     parse_job_id(&out)
 }
 
 /// `sbatch`'s options for a run: requeueable, warned `grace` seconds before its time limit,
 /// working in and logging to the run directory.
-pub fn sbatch_args(root: &Path, name: &str, spec: &SlurmSpec) -> Vec<String> {
+pub fn sbatch_args(dir: &RunDir, name: &str, spec: &SlurmSpec) -> Vec<String> {
     let mut args = vec![
         "--parsable".to_string(),
         "--requeue".into(),
         format!("--signal=B:USR1@{}", spec.grace),
         format!("--job-name=thaw:{name}"),
-        format!("--chdir={}", root.display()),
-        format!("--output={}/slurm-%j.log", root.display()),
+        format!("--chdir={}", dir.root.display()),
+        format!("--output={}", dir.slurm_log_pattern()),
         // A requeued job appends to its log rather than replacing it.
         "--open-mode=append".into(),
     ];
@@ -292,7 +287,7 @@ pub fn parse_job_id(out: &str) -> Result<u64> {
 /// says why a job failed before thaw's worker could.
 pub fn last_log_line(dir: &RunDir, job: u64) -> Option<String> {
     use std::io::{Seek, SeekFrom};
-    let mut file = std::fs::File::open(dir.root.join(format!("slurm-{job}.log"))).ok()?;
+    let mut file = std::fs::File::open(dir.slurm_log(job)).ok()?;
     let len = file.metadata().ok()?.len();
     file.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
     let mut tail = Vec::new();
@@ -384,7 +379,7 @@ mod tests {
             extra_args: vec!["--mem=8G".into()],
             grace: 90,
         };
-        let args = sbatch_args(Path::new("/shared/runs/a"), "s/a", &spec);
+        let args = sbatch_args(&RunDir::new("/shared/runs/a"), "s/a", &spec);
         for want in [
             "--parsable",
             "--requeue",

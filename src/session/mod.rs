@@ -1,7 +1,9 @@
 //! Session files (the spec of a set of runs) and where sessions live on disk.
 
 pub mod executor;
+pub mod rules;
 pub mod spec;
 pub mod store;
 
-pub use spec::{GradualUnfreeze, LrSchedule, OptimizerKind, RunSpec, SessionError, SessionSpec};
+pub use crate::engine::config::{GradualUnfreeze, LrSchedule, OptimizerKind};
+pub use spec::{RunSpec, SessionError, SessionSpec};

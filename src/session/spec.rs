@@ -4,10 +4,12 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::config::{
+    GradualUnfreeze, LrSchedule, OptimizerKind, TrainConfig, initially_frozen,
+};
 use crate::engine::device::DeviceSpec;
 use crate::engine::model::ModelKind;
 use crate::engine::precision::Precision;
@@ -18,29 +20,6 @@ use crate::session::executor::ExecutorSpec;
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct SessionError(pub String);
-
-/// The optimizers thaw trains with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OptimizerKind {
-    Sgd,
-    Adam,
-    AdamW,
-}
-
-/// Learning-rate schedules over the whole run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LrSchedule {
-    Constant,
-    Cosine,
-    Step,
-}
-
-/// `gradual_unfreeze = { every_epochs = k }`: thaw one group every k epochs, from the head down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GradualUnfreeze {
-    pub every_epochs: usize,
-}
 
 /// One run, with `[defaults]` applied.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,40 +84,74 @@ pub struct RunSpec {
 
 impl Default for RunSpec {
     fn default() -> Self {
+        let TrainConfig {
+            model,
+            data,
+            image_size,
+            in_channels,
+            epochs,
+            batch_size,
+            lr,
+            optimizer,
+            momentum,
+            weight_decay,
+            grad_clip_norm,
+            lr_schedule,
+            lr_step_epochs,
+            lr_step_gamma,
+            device,
+            precision,
+            seed,
+            val_split,
+            augment,
+            freeze,
+            unfreeze_at_epoch,
+            gradual_unfreeze,
+            group_lr,
+            warmup_steps,
+            checkpoint_every_steps,
+            keep_checkpoints,
+            log_every_steps,
+            early_stop_patience,
+            early_stop_min_delta,
+            weights,
+            weights_remap,
+            weights_exclude,
+        } = TrainConfig::default();
         Self {
             name: String::new(),
-            model: ModelKind::ResNetMini,
-            data: "demo:shapes-small".into(),
-            image_size: 32,
-            in_channels: 3,
-            epochs: 5,
-            batch_size: 32,
-            lr: 1e-3,
-            optimizer: OptimizerKind::Adam,
-            momentum: 0.9,
-            weight_decay: None,
-            grad_clip_norm: None,
-            lr_schedule: LrSchedule::Constant,
-            lr_step_epochs: None,
-            lr_step_gamma: 0.1,
-            device: DeviceSpec::Auto,
-            precision: Precision::F32,
-            seed: 0,
-            val_split: 0.2,
-            augment: true,
-            freeze: Vec::new(),
-            unfreeze_at_epoch: None,
-            gradual_unfreeze: None,
-            group_lr: BTreeMap::new(),
-            warmup_steps: 0,
-            checkpoint_every_steps: 500,
-            keep_checkpoints: 3,
-            log_every_steps: 10,
-            early_stop_patience: None,
-            early_stop_min_delta: None,
-            weights: "none".into(),
-            weights_remap: Vec::new(),
-            weights_exclude: Vec::new(),
+            model,
+            data,
+            image_size,
+            in_channels,
+            epochs,
+            batch_size,
+            lr,
+            optimizer,
+            momentum,
+            weight_decay,
+            grad_clip_norm,
+            lr_schedule,
+            lr_step_epochs,
+            lr_step_gamma,
+            device,
+            precision,
+            seed,
+            val_split,
+            augment,
+            freeze,
+            unfreeze_at_epoch,
+            gradual_unfreeze,
+            group_lr,
+            warmup_steps,
+            checkpoint_every_steps,
+            keep_checkpoints,
+            log_every_steps,
+            early_stop_patience,
+            early_stop_min_delta,
+            weights,
+            weights_remap,
+            weights_exclude,
             threads: None,
             executor: ExecutorSpec::Local,
         }
@@ -452,12 +465,13 @@ impl RunSpec {
                 ),
             ));
         }
-        if self.image_size < 16 && self.model != ModelKind::Mlp {
+        let smallest = self.model.min_image_size();
+        if self.image_size < smallest {
             return Err((
                 "image_size",
                 format!(
-                    "{} is too small for a ResNet: use 16 or more",
-                    self.image_size
+                    "{} is too small for {}: use {smallest} or more",
+                    self.image_size, self.model
                 ),
             ));
         }
@@ -591,14 +605,45 @@ impl RunSpec {
     /// The groups frozen when the run starts: `freeze`, or for gradual unfreezing with no
     /// `freeze` list, every group but the head.
     pub fn initially_frozen(&self) -> Vec<String> {
-        if self.freeze.is_empty() && self.gradual_unfreeze.is_some() {
-            let names = self.model.group_names();
-            return names[..names.len() - 1]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+        initially_frozen(self.model, &self.freeze, self.gradual_unfreeze)
+    }
+
+    /// What the engine needs of the run to train it.
+    pub fn train_config(&self) -> TrainConfig {
+        TrainConfig {
+            model: self.model,
+            data: self.data.clone(),
+            image_size: self.image_size,
+            in_channels: self.in_channels,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            optimizer: self.optimizer,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            grad_clip_norm: self.grad_clip_norm,
+            lr_schedule: self.lr_schedule,
+            lr_step_epochs: self.lr_step_epochs,
+            lr_step_gamma: self.lr_step_gamma,
+            device: self.device,
+            precision: self.precision,
+            seed: self.seed,
+            val_split: self.val_split,
+            augment: self.augment,
+            freeze: self.freeze.clone(),
+            unfreeze_at_epoch: self.unfreeze_at_epoch,
+            gradual_unfreeze: self.gradual_unfreeze,
+            group_lr: self.group_lr.clone(),
+            warmup_steps: self.warmup_steps,
+            checkpoint_every_steps: self.checkpoint_every_steps,
+            keep_checkpoints: self.keep_checkpoints,
+            log_every_steps: self.log_every_steps,
+            early_stop_patience: self.early_stop_patience,
+            early_stop_min_delta: self.early_stop_min_delta,
+            weights: self.weights.clone(),
+            weights_remap: self.weights_remap.clone(),
+            weights_exclude: self.weights_exclude.clone(),
         }
-        self.freeze.clone()
     }
 
     /// The spec as TOML, as written into the run directory.
@@ -693,55 +738,5 @@ mod as_string {
     {
         let s = String::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-impl FromStr for OptimizerKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "sgd" => Ok(Self::Sgd),
-            "adam" => Ok(Self::Adam),
-            "adamw" => Ok(Self::AdamW),
-            other => Err(format!(
-                "unknown optimizer {other:?}: expected one of sgd, adam, adamw"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for OptimizerKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Sgd => "sgd",
-            Self::Adam => "adam",
-            Self::AdamW => "adamw",
-        })
-    }
-}
-
-impl FromStr for LrSchedule {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "constant" => Ok(Self::Constant),
-            "cosine" => Ok(Self::Cosine),
-            "step" => Ok(Self::Step),
-            other => Err(format!(
-                "unknown lr_schedule {other:?}: expected one of constant, cosine, step"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for LrSchedule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Constant => "constant",
-            Self::Cosine => "cosine",
-            Self::Step => "step",
-        })
     }
 }

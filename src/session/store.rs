@@ -1,14 +1,13 @@
 //! Sessions on disk: `<data>/sessions/<session>/session.toml` and a directory per run.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
 use super::{RunSpec, SessionSpec};
-use crate::engine::rundir::{Desired, RunDir, write_atomic};
 use crate::engine::weights::WeightsSource;
 use crate::paths::Paths;
+use crate::run::{Catalog, Desired, RunDir, write_atomic};
 
 /// What a run of a changed session file may change once it has trained: its checkpoint
 /// carries on with these from its step, as `thaw lr`, `thaw freeze` and a longer run would,
@@ -51,22 +50,22 @@ pub struct Prepared {
 /// only [`CHANGEABLE_AFTER_TRAINING`] changes; anything else is refused, naming the run and
 /// the settings, before a file is written.
 pub fn prepare(paths: &Paths, spec: &SessionSpec) -> Result<Prepared> {
-    let dir = paths.session(&spec.name);
-    let session_file = dir.join("session.toml");
+    let catalog = Catalog::of(paths);
     let mut changed = Vec::new();
     for run in &spec.runs {
-        check_other_session(paths, &spec.name, run)?;
-        let run_dir = RunDir::new(paths.run(&spec.name, &run.name));
+        check_other_session(&catalog, &spec.name, run)?;
+        let run_dir = catalog.run(&spec.name, &run.name);
         if let Some(line) = changes(&spec.name, &run_dir, run)? {
             changed.push((run.name.clone(), line));
         }
     }
-    std::fs::create_dir_all(dir.join("runs"))
-        .with_context(|| format!("cannot create {}", dir.display()))?;
-    write_atomic(&session_file, spec.source.as_bytes())?;
+    let runs_dir = catalog.runs_dir(&spec.name);
+    std::fs::create_dir_all(&runs_dir)
+        .with_context(|| format!("cannot create {}", runs_dir.display()))?;
+    write_atomic(&catalog.session_file(&spec.name), spec.source.as_bytes())?;
     let mut runs = Vec::new();
     for run in &spec.runs {
-        let run_dir = RunDir::new(paths.run(&spec.name, &run.name));
+        let run_dir = catalog.run(&spec.name, &run.name);
         std::fs::create_dir_all(&run_dir.root)
             .with_context(|| format!("cannot create {}", run_dir.root.display()))?;
         write_atomic(&run_dir.spec(), run.to_toml().as_bytes())?;
@@ -106,7 +105,7 @@ fn changes(session: &str, dir: &RunDir, run: &RunSpec) -> Result<Option<String>>
     let said: Vec<&str> = diff.iter().map(|(_, line)| line.as_str()).collect();
     let said = said.join(", ");
     let name = format!("{session}/{}", run.name);
-    if let Some(pid) = crate::worker::training(dir) {
+    if let Some(pid) = crate::run::lock::training(dir) {
         bail!(
             "run {name} is training (worker pid {pid}) and this session file changes it ({said}): stop it first (`thaw stop {name}`, or Ctrl-C its `thaw train`)"
         );
@@ -148,7 +147,7 @@ fn changes(session: &str, dir: &RunDir, run: &RunSpec) -> Result<Option<String>>
 
 /// A run that starts from another session's run (`run:SESSION/RUN/best`) needs that run's
 /// best weights now: nothing waits across sessions, so without them it could only fail later.
-fn check_other_session(paths: &Paths, session: &str, run: &RunSpec) -> Result<()> {
+fn check_other_session(catalog: &Catalog, session: &str, run: &RunSpec) -> Result<()> {
     let Ok(WeightsSource::Run {
         session: Some(other),
         run: source,
@@ -165,39 +164,24 @@ fn check_other_session(paths: &Paths, session: &str, run: &RunSpec) -> Result<()
             "{said}: for a run of this session write run:{source}/best, and it waits for that run's best weights"
         );
     }
-    let listed = |dir: PathBuf| {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.path().is_dir())
-            .map(|e| e.file_name().to_string_lossy().to_string())
-            .collect();
-        names.sort();
-        match names.is_empty() {
-            true => "none".to_string(),
-            false => names.join(", "),
-        }
+    let listed = |names: Vec<String>| match names.is_empty() {
+        true => "none".to_string(),
+        false => names.join(", "),
     };
-    let other_dir = paths.session(&other);
-    if !other_dir.is_dir() {
-        let all = other_dir
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
+    if !catalog.session_dir(&other).is_dir() {
         bail!(
             "{said}: there is no session {other:?} (sessions: {})",
-            listed(all)
+            listed(catalog.session_names())
         );
     }
-    let run_dir = paths.run(&other, &source);
-    if !run_dir.is_dir() {
+    let run_dir = catalog.run(&other, &source);
+    if !run_dir.root.is_dir() {
         bail!(
             "{said}: session {other:?} has no run {source:?} (its runs: {})",
-            listed(other_dir.join("runs"))
+            listed(catalog.run_dir_names(&other))
         );
     }
-    if !run_dir.join("best.bpk").is_file() {
+    if !run_dir.best().is_file() {
         bail!(
             "{said}: {other}/{source} has no best.bpk yet (it writes one at its first validation), and weights from another session must be there at launch"
         );

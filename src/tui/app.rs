@@ -9,9 +9,9 @@ use crossterm::event::KeyEvent;
 use super::board::{Board, Change};
 use super::keys::{self, Action, Place};
 use super::theme::{ColorDepth, Role, Theme, Themes};
-use crate::compare::Comparison;
-use crate::engine::rundir::{Event, RunStatus};
+use crate::protocol::Comparison;
 use crate::protocol::{Control, Request, Response};
+use crate::run::{Event, EventKind, RunStatus};
 
 /// Which view fills the screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -302,7 +302,7 @@ impl App {
         let mut effects = Vec::new();
         if let Change::Event { run, event } = change {
             self.worker_event(&run, &event);
-            if event.kind == "validation" && self.view == View::Compare {
+            if event.kind == EventKind::Validation && self.view == View::Compare {
                 effects.extend(self.request_comparisons());
             }
         }
@@ -431,12 +431,9 @@ impl App {
                     return Vec::new();
                 };
                 let (name, status) = (run.full_name(), run.info.status);
-                match status {
+                match status.has_ended() {
                     // Asking first would only end in the daemon's refusal.
-                    RunStatus::Finished
-                    | RunStatus::Failed
-                    | RunStatus::Stopped
-                    | RunStatus::Interrupted => self.say(
+                    true => self.say(
                         format!(
                             "{name} is {}: nothing to stop{}",
                             status.word(),
@@ -444,7 +441,7 @@ impl App {
                         ),
                         Role::Warning,
                     ),
-                    _ => self.popup = Some(Popup::Confirm(Confirm::StopRun(name))),
+                    false => self.popup = Some(Popup::Confirm(Confirm::StopRun(name))),
                 }
                 Vec::new()
             }
@@ -455,7 +452,7 @@ impl App {
                 let (name, status) = (run.full_name(), run.info.status);
                 match status {
                     // Asking first would only end in the daemon's refusal.
-                    RunStatus::Running | RunStatus::Checkpointing => self.say(
+                    status if status.is_stepping() => self.say(
                         format!("{name} is running: stop it first (s)"),
                         Role::Warning,
                     ),
@@ -556,7 +553,7 @@ impl App {
             }
             Action::PauseResume => match info.status {
                 RunStatus::Paused => (Control::Resume, Expect::Resume),
-                RunStatus::Running | RunStatus::Checkpointing => (Control::Pause, Expect::Pause),
+                status if status.is_stepping() => (Control::Pause, Expect::Pause),
                 other => {
                     self.say(
                         format!(
@@ -717,7 +714,7 @@ impl App {
                 self.pending.remove(i);
                 self.say(format!("{run}: {}", event.message), Role::Ok);
             }
-            None if matches!(event.kind.as_str(), "nan" | "warning" | "error") => {
+            None if event.kind.is_trouble() => {
                 self.say(format!("{run}: {}", event.message), Role::Warning);
             }
             None => {}
@@ -779,28 +776,28 @@ fn describe(expect: &Expect) -> String {
 fn satisfies(expect: &Expect, event: &Event) -> bool {
     match expect {
         Expect::Freeze(groups) => {
-            event.kind == "freeze" && groups.iter().all(|g| event.groups.contains(g))
+            event.kind == EventKind::Freeze && groups.iter().all(|g| event.groups.contains(g))
         }
         Expect::Unfreeze(groups) => {
-            event.kind == "unfreeze" && groups.iter().all(|g| event.groups.contains(g))
+            event.kind == EventKind::Unfreeze && groups.iter().all(|g| event.groups.contains(g))
         }
-        Expect::Pause => event.kind == "pause",
-        Expect::Resume => event.kind == "resume",
-        Expect::Restart => matches!(event.kind.as_str(), "resumed" | "resume"),
-        Expect::Stop => event.kind == "stop",
-        Expect::Checkpoint => event.kind == "checkpoint",
-        Expect::Lr => event.kind == "lr",
+        Expect::Pause => event.kind == EventKind::Pause,
+        Expect::Resume => event.kind == EventKind::Resume,
+        Expect::Restart => matches!(event.kind, EventKind::Resumed | EventKind::Resume),
+        Expect::Stop => event.kind == EventKind::Stop,
+        Expect::Checkpoint => event.kind == EventKind::Checkpoint,
+        Expect::Lr => event.kind == EventKind::Lr,
         Expect::Shutdown | Expect::Remove => false,
     }
 }
 
 /// What `r` can do for a run that is not training, as a footer's tail (`; r resumes it ...`).
 fn ended(status: RunStatus) -> &'static str {
-    match status {
-        RunStatus::Failed | RunStatus::Stopped | RunStatus::Interrupted => {
-            "; r resumes it from its last checkpoint"
-        }
-        RunStatus::Queued | RunStatus::Waiting => "; it has not started",
-        _ => "",
+    if status.is_resumable() {
+        "; r resumes it from its last checkpoint"
+    } else if status.is_pending() {
+        "; it has not started"
+    } else {
+        ""
     }
 }

@@ -3,9 +3,9 @@
 
 use std::collections::VecDeque;
 
-use crate::engine::rundir::Event;
 use crate::gpu::GpuStats;
 use crate::protocol::{MetricPoint, Response, RunInfo, RunSnapshot, Update};
+use crate::run::{Event, EventKind};
 use crate::series::Point;
 
 /// Events kept per run.
@@ -171,9 +171,9 @@ impl Board {
                 Some(view) => {
                     // The worker's freeze is done when it says so: the groups show it from
                     // then, not only from its next state.json.
-                    let frozen = match event.kind.as_str() {
-                        "freeze" => Some(true),
-                        "unfreeze" => Some(false),
+                    let frozen = match event.kind {
+                        EventKind::Freeze => Some(true),
+                        EventKind::Unfreeze => Some(false),
                         _ => None,
                     };
                     if let Some(frozen) = frozen {

@@ -2,7 +2,7 @@
 //! has run, sampled from `/proc` every few seconds, in steps coarse enough that an idle
 //! machine's header does not change (so an idle dashboard writes nothing).
 
-use crate::engine::rundir::{hostname, process_start_time};
+use crate::run::process::{hostname, start_time as process_start_time};
 use crate::tui::app::HostStats;
 
 /// CPU load moves the header only when it changes by this many percentage points.

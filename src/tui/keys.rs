@@ -2,7 +2,7 @@
 //! dispatched from this table and the help popup and the footer are drawn from it, so what
 //! the screen says a key does is what it does.
 
-use crate::engine::rundir::RunStatus;
+use crate::run::RunStatus;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// What a key asks for.
@@ -152,8 +152,7 @@ pub fn action(key: KeyEvent, place: Place) -> Option<Action> {
 /// Only what does something for the selected run (in `status`): a finished run offers no
 /// pause, a stopped one offers `r`; `Esc` where it leads back, first.
 pub fn footer(place: Place, status: Option<RunStatus>) -> Vec<&'static Binding> {
-    use RunStatus::*;
-    let live = matches!(status, Some(Running | Paused | Checkpointing));
+    let live = status.is_some_and(RunStatus::is_live);
     let useful = |action: Action| match action {
         Action::Back => place != Place::Runs,
         Action::SwitchPane | Action::Detail => place != Place::Detail,
@@ -163,8 +162,8 @@ pub fn footer(place: Place, status: Option<RunStatus>) -> Vec<&'static Binding> 
         | Action::PauseResume
         | Action::Checkpoint
         | Action::LrUp => live,
-        Action::Stop => live || matches!(status, Some(Queued | Waiting)),
-        Action::ResumeRun => matches!(status, Some(Failed | Stopped | Interrupted)),
+        Action::Stop => live || status.is_some_and(RunStatus::is_pending),
+        Action::ResumeRun => status.is_some_and(RunStatus::is_resumable),
         _ => true,
     };
     let mut here: Vec<&Binding> = KEY_MAP

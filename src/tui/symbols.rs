@@ -4,7 +4,7 @@
 use ratatui::buffer::Buffer;
 use ratatui::symbols;
 
-use crate::engine::rundir::RunStatus;
+use crate::run::RunStatus;
 
 /// One set of glyphs.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use thaw::engine::rundir::{Event, RunDir, RunState};
+use thaw::run::{Event, RunDir, RunState};
 
 /// A temporary THAW_HOME with the demo data generated once into it.
 pub struct Home {
@@ -153,7 +153,7 @@ pub fn wait_state(
 pub fn events(run: &RunDir, kind: &str) -> Vec<Event> {
     run.read_events()
         .into_iter()
-        .filter(|e| e.kind == kind)
+        .filter(|e| e.kind.word() == kind)
         .collect()
 }
 

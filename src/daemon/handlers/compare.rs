@@ -1,6 +1,6 @@
 //! `compare`: a session's runs compared from their directories, as `thaw compare` prints them.
 
-use crate::compare::{Comparison, read_session};
+use crate::compare::{compare, read_session};
 use crate::paths::Paths;
 use crate::protocol::Response;
 
@@ -15,7 +15,7 @@ pub fn handle(paths: &Paths, session: &str, target: Option<f64>) -> Response {
     match read_session(paths, session) {
         Ok(records) => Response::Compare {
             session: session.to_string(),
-            comparison: Comparison::of(&records, target),
+            comparison: compare(&records, target),
         },
         Err(e) => Response::error(format!("{e:#}")),
     }

@@ -5,8 +5,8 @@
 
 use crate::daemon::registry::Run;
 use crate::daemon::{Daemon, scheduler, slurm};
-use crate::engine::rundir::RunStatus;
 use crate::protocol::{Control, Response};
+use crate::run::RunStatus;
 
 pub fn handle(daemon: &mut Daemon, name: &str, control: Control) -> Response {
     if daemon.shutting_down {
@@ -36,12 +36,7 @@ pub fn apply(run: &mut Run, control: Control) -> Result<String, String> {
                     .map_err(failed)?;
                 Ok(format!("{full}: stopped before it started"))
             }
-            Control::Resume
-                if matches!(
-                    run.state.status,
-                    RunStatus::Interrupted | RunStatus::Failed | RunStatus::Stopped
-                ) =>
-            {
+            Control::Resume if run.state.status.is_resumable() => {
                 let from = scheduler::requeue(run, true).map_err(failed)?;
                 Ok(format!("{full}: resuming {from}"))
             }
@@ -82,13 +77,13 @@ pub fn apply(run: &mut Run, control: Control) -> Result<String, String> {
             .map_err(failed)?;
             format!("{full}: resuming")
         }
-        Control::Stop if run.slurm.as_ref().is_some_and(|s| s.not_started()) => {
+        Control::Stop if run.execution.slurm().is_some_and(|s| s.not_started()) => {
             // No worker runs yet to checkpoint: the job is simply withdrawn.
             run.change_desired(|d| d.stop = true).map_err(failed)?;
             let cancelled = slurm::cancel(run).map_err(failed)?;
             format!("{full}: stopping before it started ({cancelled})")
         }
-        Control::Stop if run.submitting.is_some() => {
+        Control::Stop if run.execution.submitting().is_some() => {
             run.change_desired(|d| d.stop = true).map_err(failed)?;
             format!("{full}: stopping; its Slurm job is cancelled as soon as sbatch answers")
         }
@@ -106,7 +101,7 @@ pub fn apply(run: &mut Run, control: Control) -> Result<String, String> {
         }
         Control::LrSet(value) => set_lr(run, value)?,
     };
-    Ok(match &run.slurm {
+    Ok(match run.execution.slurm() {
         Some(job) if job.not_started() && !run.desired.stop => format!(
             "{message} (Slurm job {} has not started: its worker applies this when it does)",
             job.job_id()

@@ -8,10 +8,11 @@ use anyhow::Context;
 use std::sync::Arc;
 
 use crate::daemon::registry::{Run, Session};
-use crate::daemon::scheduler::{self, Placement};
-use crate::daemon::{Daemon, Shared, log};
-use crate::engine::rundir::RunStatus;
+use crate::daemon::{Daemon, Shared};
 use crate::protocol::{Response, Update};
+use crate::run::Catalog;
+use crate::run::RunStatus;
+use crate::session::rules::{Placement, placement};
 use crate::session::{SessionSpec, store};
 
 pub async fn handle(shared: &Arc<Shared>, file: PathBuf, text: String, replace: bool) -> Response {
@@ -58,7 +59,8 @@ fn may_launch(daemon: &Daemon, name: &str, replace: bool) -> Result<(), String> 
     if daemon.shutting_down {
         return Err("the daemon is shutting down".into());
     }
-    let exists = daemon.registry.session(name).is_some() || daemon.paths.session(name).exists();
+    let exists = daemon.registry.session(name).is_some()
+        || Catalog::of(&daemon.paths).session_dir(name).exists();
     if !exists {
         return Ok(());
     }
@@ -90,7 +92,7 @@ fn may_launch(daemon: &Daemon, name: &str, replace: bool) -> Result<(), String> 
 fn gpus_there(daemon: &Daemon, spec: &SessionSpec) -> Result<(), String> {
     // A Slurm run's GPU is on the node Slurm gives it.
     for run in spec.runs.iter().filter(|r| r.executor.slurm().is_none()) {
-        let missing = match scheduler::placement(run.device, &daemon.gpus) {
+        let missing = match placement(run.device, &daemon.gpus) {
             Placement::Cuda(Some(n)) if n >= daemon.gpus.len() => n,
             Placement::Cuda(None) if daemon.gpus.is_empty() => 0,
             _ => continue,
@@ -103,7 +105,7 @@ fn gpus_there(daemon: &Daemon, spec: &SessionSpec) -> Result<(), String> {
             "run {}: device = \"{}\": {}{why}",
             run.name,
             run.device,
-            scheduler::no_such_gpu(missing, &daemon.gpus)
+            crate::daemon::scheduler::no_such_gpu(missing, &daemon.gpus)
         ));
     }
     Ok(())
@@ -117,7 +119,7 @@ fn launch(daemon: &mut Daemon, spec: &SessionSpec, replace: bool) -> anyhow::Res
     if !replace && daemon.registry.session(&spec.name).is_some() {
         return relaunch(daemon, spec);
     }
-    let dir = daemon.paths.session(&spec.name);
+    let dir = Catalog::of(&daemon.paths).session_dir(&spec.name);
     if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
         daemon.registry.sessions.retain(|s| s.name != spec.name);
@@ -125,7 +127,7 @@ fn launch(daemon: &mut Daemon, spec: &SessionSpec, replace: bool) -> anyhow::Res
             session: spec.name.clone(),
             run: None,
         });
-        log(&format!("session {}: discarded (--replace)", spec.name));
+        tracing::info!("session {}: discarded (--replace)", spec.name);
     }
     let prepared = store::prepare(&daemon.paths, spec)?;
     let mut runs = Vec::new();
@@ -149,13 +151,13 @@ fn launch(daemon: &mut Daemon, spec: &SessionSpec, replace: bool) -> anyhow::Res
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
-    log(&format!("session {} launched", spec.name));
+    tracing::info!("session {} launched", spec.name);
     Ok(format!(
         "session {} launched: {} run(s): {}; run directories in {}",
         spec.name,
         session.len(),
         session.join(", "),
-        daemon.paths.session(&spec.name).join("runs").display()
+        Catalog::of(&daemon.paths).runs_dir(&spec.name).display()
     ))
 }
 
@@ -176,7 +178,7 @@ fn relaunch(daemon: &mut Daemon, spec: &SessionSpec) -> anyhow::Result<String> {
         else {
             continue;
         };
-        if !known.is_live() && crate::worker::claimed_by_train(&known.dir) {
+        if !known.is_live() && crate::run::lock::claimed_by_train(&known.dir) {
             anyhow::bail!(
                 "run {} is still to be trained by a `thaw train` that is running, and this session file changes its settings: stop that first (Ctrl-C), then launch again",
                 known.full_name()
@@ -232,12 +234,12 @@ fn relaunch(daemon: &mut Daemon, spec: &SessionSpec) -> anyhow::Result<String> {
         .map(|r| r.name.clone())
         .collect();
     daemon.tick();
-    log(&format!(
+    tracing::info!(
         "session {} launched again: {} new, {} changed",
         spec.name,
         added.len(),
         changed.len()
-    ));
+    );
     let mut said = vec![match added.is_empty() {
         true => "no new runs".to_string(),
         false => format!("new: {} (queued)", added.join(", ")),

@@ -8,9 +8,8 @@ use tokio::net::UnixStream;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::daemon::Shared;
-use crate::daemon::tail::read_events_upto;
-use crate::engine::rundir::RunStatus;
 use crate::protocol::{FrameError, Response, Update, write_frame_async};
+use crate::run::RunStatus;
 
 pub async fn stream(
     shared: &Arc<Shared>,
@@ -24,7 +23,7 @@ pub async fn stream(
         let mut daemon = shared.lock();
         let updates = daemon.updates.subscribe();
         daemon.registry.find(name).map(|run| {
-            let events = read_events_upto(&run.dir.events_path(), run.tail.events_read());
+            let events = run.dir.read_events_upto(run.tail.events_read());
             (
                 run.session.clone(),
                 run.name.clone(),
@@ -106,9 +105,8 @@ pub async fn stream(
     }
 }
 
+/// Whether following has nothing more to wait for. An interrupted run is still followed: under
+/// a daemon it goes on when Slurm requeues its job or the user resumes it.
 fn ended(status: RunStatus) -> bool {
-    matches!(
-        status,
-        RunStatus::Finished | RunStatus::Failed | RunStatus::Stopped
-    )
+    status.is_settled()
 }

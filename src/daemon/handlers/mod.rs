@@ -18,7 +18,6 @@ use tokio::net::UnixStream;
 
 use super::Shared;
 use super::registry::Run;
-use crate::engine::rundir::RunStatus;
 use crate::protocol::{FrameError, Request, write_frame_async};
 
 /// Answers one request; returns whether the connection takes further requests.
@@ -76,14 +75,10 @@ pub async fn let_ended_workers_exit(shared: &Arc<Shared>, which: impl Fn(&Run) -
         let exiting = {
             let mut daemon = shared.lock();
             daemon.tick();
-            daemon.registry.runs().any(|r| {
-                which(r)
-                    && r.worker.is_some()
-                    && matches!(
-                        r.state.status,
-                        RunStatus::Finished | RunStatus::Stopped | RunStatus::Failed
-                    )
-            })
+            daemon
+                .registry
+                .runs()
+                .any(|r| which(r) && r.execution.worker().is_some() && r.state.status.is_settled())
         };
         if !exiting || Instant::now() > deadline {
             return;

@@ -6,13 +6,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::daemon::Shared;
 use crate::daemon::registry::{Registry, Run};
-use crate::daemon::{Shared, log};
 use crate::engine::checkpoint;
-use crate::engine::rundir::RunStatus;
 use crate::engine::weights::WeightsSource;
 use crate::paths::Paths;
 use crate::protocol::{Response, Update};
+use crate::run::Catalog;
+use crate::run::RunStatus;
 
 /// What went: a session (`None`: whole) or one run of it.
 pub type Gone = (String, Option<String>);
@@ -31,8 +32,8 @@ pub async fn handle(shared: &Arc<Shared>, runs: &[String], sessions: &[String]) 
     let (updates, paths) = (daemon.updates.clone(), daemon.paths.clone());
     let mut told = |(session, run): Gone| {
         match &run {
-            Some(run) => log(&format!("{session}/{run}: removed")),
-            None => log(&format!("session {session}: removed")),
+            Some(run) => tracing::info!("{session}/{run}: removed"),
+            None => tracing::info!("session {session}: removed"),
         }
         let _ = updates.send(Arc::new(Update::Removed { session, run }));
     };
@@ -76,7 +77,7 @@ fn targets(
 /// Why a run cannot be removed now, if it cannot.
 fn busy(run: &Run) -> Option<String> {
     let name = run.full_name();
-    if let Some(slurm) = &run.slurm {
+    if let Some(slurm) = run.execution.slurm() {
         return Some(format!(
             "run {name} has {}: stop it first (`thaw stop {name}`)",
             slurm.info().line()
@@ -88,16 +89,13 @@ fn busy(run: &Run) -> Option<String> {
             job.job_id, job.state
         ));
     }
-    if run.submitting.is_some() {
+    if run.execution.submitting().is_some() {
         return Some(format!(
             "run {name} is being submitted to Slurm: stop it first (`thaw stop {name}`)"
         ));
     }
-    if let Some(worker) = &run.worker {
-        if matches!(
-            run.state.status,
-            RunStatus::Finished | RunStatus::Stopped | RunStatus::Failed
-        ) {
+    if let Some(worker) = run.execution.worker() {
+        if run.state.status.is_settled() {
             return Some(format!(
                 "run {name} has {}, and its worker (pid {}) is still exiting: try again in a moment",
                 run.state.status.word(),
@@ -114,12 +112,12 @@ fn busy(run: &Run) -> Option<String> {
             worker.pid()
         ));
     }
-    if let Some(pid) = crate::worker::training(&run.dir) {
+    if let Some(pid) = crate::run::lock::training(&run.dir) {
         return Some(format!(
             "run {name} is trained by another worker (pid {pid}, a `thaw train`?): stop that first"
         ));
     }
-    crate::worker::claimed_by_train(&run.dir).then(|| {
+    crate::run::lock::claimed_by_train(&run.dir).then(|| {
         format!(
             "run {name} is still to be trained by a `thaw train` that is running: stop that first (Ctrl-C), or let it finish"
         )
@@ -170,7 +168,7 @@ pub fn remove(
         .collect();
     let mut said = Vec::new();
     for name in &whole {
-        let dir = paths.session(name);
+        let dir = Catalog::of(paths).session_dir(name);
         let count = registry.session(name).map_or(0, |s| s.runs.len());
         discard(&paths.data, &dir)?;
         registry.sessions.retain(|s| s.name != *name);
@@ -181,7 +179,7 @@ pub fn remove(
         ));
     }
     for (session, name) in targets.iter().filter(|(s, _)| !whole.contains(s)) {
-        let dir = paths.run(session, name);
+        let dir = Catalog::of(paths).run(session, name).root;
         discard(&paths.data, &dir)?;
         if let Some(s) = registry.sessions.iter_mut().find(|s| s.name == *session) {
             s.runs.retain(|r| r.name != *name);
@@ -205,14 +203,14 @@ fn discard(data: &Path, dir: &Path) -> Result<(), String> {
         "{}-{}-{}-{}",
         dir.file_name().unwrap_or_default().to_string_lossy(),
         std::process::id(),
-        crate::engine::rundir::now() as u64,
+        crate::run::now() as u64,
         REMOVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&bin)
         .and_then(|()| std::fs::rename(dir, &gone))
         .map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
     if let Err(e) = std::fs::remove_dir_all(&gone) {
-        log(&format!("cannot delete {}: {e}", gone.display()));
+        tracing::info!("cannot delete {}: {e}", gone.display());
     }
     Ok(())
 }

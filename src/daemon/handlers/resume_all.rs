@@ -2,8 +2,8 @@
 //! checkpoint with its frozen groups and metric history.
 
 use crate::daemon::{Daemon, scheduler};
-use crate::engine::rundir::RunStatus;
 use crate::protocol::Response;
+use crate::run::RunStatus;
 
 pub fn handle(daemon: &mut Daemon) -> Response {
     if daemon.shutting_down {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::UnixStream;
 
-use crate::daemon::{Shared, log};
+use crate::daemon::Shared;
 use crate::protocol::{FrameError, Response, write_frame_async};
 
 /// How long `down` waits for workers to checkpoint before it stops anyway.
@@ -20,17 +20,14 @@ pub async fn handle(shared: &Arc<Shared>, stream: &mut UnixStream) -> Result<(),
         let mut asked = Vec::new();
         // A `thaw train`'s workers are its own, not the daemon's to stop.
         for run in daemon.registry.runs().filter(|r| !r.external) {
-            if let Some(worker) = &run.worker {
+            if let Some(worker) = run.execution.worker() {
                 worker.signal(libc::SIGTERM);
                 asked.push(run.full_name());
             }
         }
         asked
     };
-    log(&format!(
-        "shutting down: {} worker(s) checkpointing",
-        asked.len()
-    ));
+    tracing::info!("shutting down: {} worker(s) checkpointing", asked.len());
     let started = Instant::now();
     let left = loop {
         let left: Vec<String> = {
@@ -39,7 +36,10 @@ pub async fn handle(shared: &Arc<Shared>, stream: &mut UnixStream) -> Result<(),
                 .registry
                 .runs()
                 // A job sbatch is submitting is waited for too, so it is watched again.
-                .filter(|r| !r.external && (r.worker.is_some() || r.submitting.is_some()))
+                .filter(|r| {
+                    !r.external
+                        && (r.execution.worker().is_some() || r.execution.submitting().is_some())
+                })
                 .map(|r| r.full_name())
                 .collect()
         };
@@ -56,7 +56,7 @@ pub async fn handle(shared: &Arc<Shared>, stream: &mut UnixStream) -> Result<(),
             Some(format!(
                 "{} (job {})",
                 r.full_name(),
-                r.slurm.as_ref()?.job_id()
+                r.execution.slurm()?.job_id()
             ))
         })
         .collect();

@@ -14,16 +14,11 @@ use anyhow::Result;
 
 use super::registry::{Registry, Run};
 use super::workers::Worker;
+use crate::daemon::registry::Execution;
 use crate::engine::device::DeviceSpec;
-use crate::engine::rundir::{RunDir, RunStatus};
 use crate::gpu::GpuInfo;
-
-/// What a pending run needs before it can start.
-enum Dependency {
-    Ready,
-    Waiting(String),
-    Failed(String),
-}
+use crate::run::{RunDir, RunStatus};
+use crate::session::rules::{self, Dependency, Placement, Resumer, placement, thread_share};
 
 /// Where runs can train.
 #[derive(Debug, Clone)]
@@ -48,33 +43,9 @@ pub struct Launch<'a, 'b> {
     pub submit: &'a mut Submit<'b>,
 }
 
-/// Where a run trains.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Placement {
-    Cpu,
-    /// A CUDA GPU: that one, or any.
-    Cuda(Option<usize>),
-    /// Another accelerator, one run at a time (`vulkan:N`).
-    Device(String),
-}
-
-/// Where a run with this device trains, given the GPUs there are.
-pub fn placement(device: DeviceSpec, gpus: &[GpuInfo]) -> Placement {
-    match device {
-        DeviceSpec::Flex | DeviceSpec::TchCpu => Placement::Cpu,
-        DeviceSpec::Auto if cfg!(feature = "tch") && !gpus.is_empty() => Placement::Cuda(None),
-        DeviceSpec::Auto => Placement::Cpu,
-        DeviceSpec::Gpu => Placement::Cuda(None),
-        DeviceSpec::TchCuda(n) => Placement::Cuda(Some(n)),
-        DeviceSpec::Vulkan(_) => Placement::Device(device.to_string()),
-    }
-}
-
 /// Whether a run is the daemon's to start: launched or resumed, not started yet.
 pub fn pending(run: &Run) -> bool {
-    !run.is_live()
-        && !run.external
-        && matches!(run.state.status, RunStatus::Queued | RunStatus::Waiting)
+    !run.is_live() && !run.external && run.state.status.is_pending()
 }
 
 /// Starts what can start; marks the rest queued or waiting with the reason.
@@ -84,7 +55,7 @@ pub fn schedule(registry: &mut Registry, capacity: &Capacity, launch: &mut Launc
     // Only local workers use this machine's cores and GPUs.
     let live: Vec<(Placement, Option<usize>)> = registry
         .runs()
-        .filter(|r| r.worker.is_some())
+        .filter(|r| r.execution.worker().is_some())
         .map(|r| (placement(r.device, gpus), r.gpu))
         .collect();
     let mut cpu_busy = live.iter().filter(|(p, _)| *p == Placement::Cpu).count();
@@ -111,12 +82,12 @@ pub fn schedule(registry: &mut Registry, capacity: &Capacity, launch: &mut Launc
             // A `thaw train` started on runs the daemon knows (launched through it, say) is
             // training them: it is left to, rather than raced by a second worker.
             let run = &mut registry.sessions[si].runs[ri];
-            if crate::worker::claimed_by_train(&run.dir) {
+            if crate::run::lock::claimed_by_train(&run.dir) {
                 run.external = true;
-                super::log(&format!(
+                tracing::info!(
                     "{}: left to the `thaw train` that claimed it",
                     run.full_name()
-                ));
+                );
                 continue;
             }
             let run = &registry.sessions[si].runs[ri];
@@ -148,7 +119,7 @@ pub fn schedule(registry: &mut Registry, capacity: &Capacity, launch: &mut Launc
     let starting = ready_cpu.len().min(cpu_slots.saturating_sub(cpu_busy));
     let others = live.iter().filter(|(p, _)| *p != Placement::Cpu).count() + ready_other.len();
     let cpu_runs = (cpu_busy + starting).clamp(1, cpu_slots.max(1));
-    let threads = (capacity.cores / (cpu_runs + others)).max(1);
+    let threads = thread_share(capacity.cores, cpu_runs + others);
     for (si, ri) in ready_cpu {
         let run = &mut registry.sessions[si].runs[ri];
         if cpu_busy < cpu_slots {
@@ -159,13 +130,13 @@ pub fn schedule(registry: &mut Registry, capacity: &Capacity, launch: &mut Launc
             mark(run, RunStatus::Queued, why)?;
         }
     }
-    let device_threads = (capacity.cores / (cpu_busy + others).max(1)).max(1);
+    let device_threads = thread_share(capacity.cores, cpu_busy + others);
     for (si, ri) in ready_other {
         let placement = placement(registry.sessions[si].runs[ri].device, gpus);
         let users = |registry: &Registry, gpu: Option<usize>, device: Option<&str>| {
             let names: Vec<String> = registry
                 .runs()
-                .filter(|r| r.worker.is_some())
+                .filter(|r| r.execution.worker().is_some())
                 .filter(|r| {
                     gpu.is_some_and(|g| r.gpu == Some(g))
                         || device.is_some_and(|d| r.device.to_string() == d)
@@ -257,28 +228,15 @@ pub fn no_such_gpu(n: usize, gpus: &[GpuInfo]) -> String {
     }
 }
 
+/// Whether run `i` of a session can start: see [`rules::dependency`].
 fn dependency(runs: &[Run], i: usize) -> Dependency {
     let Some(on) = runs[i].spec.waits_for() else {
         return Dependency::Ready;
     };
-    let Some(source) = runs.iter().find(|r| r.name == on) else {
+    match runs.iter().find(|r| r.name == on) {
+        Some(source) => rules::dependency(on, &source.dir, source.state.status, Resumer::Daemon),
         // Not a run of this session: its best weights must already be there.
-        return Dependency::Ready;
-    };
-    let has_best = source.dir.best().is_file();
-    match source.state.status {
-        RunStatus::Finished => Dependency::Ready,
-        RunStatus::Stopped if has_best => Dependency::Ready,
-        RunStatus::Failed | RunStatus::Stopped => Dependency::Failed(format!(
-            "it starts from run {on}'s best weights, and {on} ended {} without them",
-            source.state.status.word()
-        )),
-        RunStatus::Interrupted => Dependency::Waiting(format!(
-            "waiting for run {on}, which was interrupted: resume it (`thaw resume --all`)"
-        )),
-        _ => Dependency::Waiting(format!(
-            "waiting for run {on} to finish: it starts from its best weights"
-        )),
+        None => Dependency::Ready,
     }
 }
 
@@ -312,18 +270,18 @@ fn start(
     run.state.status = RunStatus::Running;
     run.state.message = None;
     run.state.pid = pid;
-    run.state.pid_start = crate::engine::rundir::process_start_time(pid);
-    run.state.host = crate::engine::rundir::hostname();
+    run.state.pid_start = crate::run::process::start_time(pid);
+    run.state.host = crate::run::hostname();
     if let Some(device) = device {
         run.state.device = device.to_string();
     }
-    run.worker = Some(Worker::Child(child));
+    run.execution = Execution::Local(Worker::Child(child));
     run.dir.write_state(&run.state)?;
     let on = device.map_or(String::new(), |d| format!(" on {d}"));
-    super::log(&format!(
+    tracing::info!(
         "{}: started worker pid {pid} with {threads} thread(s){on}",
         run.full_name()
-    ));
+    );
     Ok(())
 }
 

@@ -168,7 +168,7 @@ fn status(registry: &Registry) -> Vec<(String, RunStatus, Option<usize>)> {
 
 /// Kills a run's stand-in and reaps it as the daemon does: the run fails.
 fn kill(run: &mut Run) {
-    let mut worker = run.worker.take().expect("a worker");
+    let mut worker = run.execution.take_worker().expect("a worker");
     worker.signal(libc::SIGKILL);
     let exit = loop {
         if let Some(exit) = worker.poll() {
@@ -181,7 +181,7 @@ fn kill(run: &mut Run) {
 
 fn stop_all(registry: &mut Registry) {
     for run in registry.runs_mut() {
-        if let Some(worker) = run.worker.take() {
+        if let Some(worker) = run.execution.take_worker() {
             worker.signal(libc::SIGKILL);
         }
     }
@@ -432,7 +432,7 @@ name = "here"
 #[test]
 fn an_ended_worker_s_record_stands_unless_its_exit_says_otherwise() {
     use crate::daemon::workers::{Exit, settle};
-    use crate::engine::rundir::RunState;
+    use crate::run::RunState;
     let dir = tempfile::tempdir().unwrap();
     let mut registry = registry(dir.path());
     let run = &mut registry.sessions[0].runs[0];
@@ -463,7 +463,7 @@ fn an_ended_worker_s_record_stands_unless_its_exit_says_otherwise() {
 fn a_run_a_thaw_train_claimed_is_not_started() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = registry(dir.path());
-    let claim = crate::worker::claim_for_train(&registry.sessions[0].runs[0].dir).unwrap();
+    let claim = crate::run::lock::claim_for_train(&registry.sessions[0].runs[0].dir).unwrap();
     schedule(&mut registry, &cpu_only(2), &mut no_spawn).unwrap();
     let pre = &registry.sessions[0].runs[0];
     assert!(pre.external && !pre.is_live());

@@ -6,6 +6,7 @@ use burn::tensor::activation::relu;
 
 use super::{Classifier, ModelShape};
 
+/// Layer groups of the MLP, in order from input to output.
 pub(super) const GROUPS: &[(&str, &str)] = &[
     ("stem", r"^fc1\."),
     ("hidden", r"^fc2\."),

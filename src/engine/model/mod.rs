@@ -1,17 +1,17 @@
-//! The model zoo; every model names its ordered layer groups (stem ... head).
+//! The model zoo: every model, declared once in [`registry`], names its ordered layer groups
+//! (stem ... head).
 
 mod mlp;
+mod registry;
 mod resnet;
 mod tensors;
-
-use std::fmt;
-use std::str::FromStr;
 
 use burn::module::{Module, ParamGroup};
 use burn::prelude::*;
 use serde::Serialize;
 
 pub use mlp::Mlp;
+pub use registry::{Architecture, MODELS, ModelEntry, ModelKind};
 pub use resnet::{BasicBlock, ResNet, ResNetShape};
 pub use tensors::{TensorView, for_each_tensor};
 
@@ -19,15 +19,6 @@ pub use tensors::{TensorView, for_each_tensor};
 pub trait Classifier: Module + Sized + 'static {
     /// Class logits for a batch of images.
     fn forward(&self, images: Tensor<4>) -> Tensor<2>;
-}
-
-/// The models thaw knows, by the name used in session files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModelKind {
-    ResNet18,
-    ResNet34,
-    ResNetMini,
-    Mlp,
 }
 
 /// What a model is built for: its input and its classes.
@@ -57,70 +48,6 @@ impl LayerGroup {
     }
 }
 
-pub const MODEL_NAMES: &[&str] = &["resnet18", "resnet34", "resnet-mini", "mlp"];
-
-impl FromStr for ModelKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "resnet18" => Ok(Self::ResNet18),
-            "resnet34" => Ok(Self::ResNet34),
-            "resnet-mini" => Ok(Self::ResNetMini),
-            "mlp" => Ok(Self::Mlp),
-            other => Err(format!(
-                "unknown model {other:?}: expected one of {}",
-                MODEL_NAMES.join(", ")
-            )),
-        }
-    }
-}
-
-impl fmt::Display for ModelKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match self {
-            Self::ResNet18 => "resnet18",
-            Self::ResNet34 => "resnet34",
-            Self::ResNetMini => "resnet-mini",
-            Self::Mlp => "mlp",
-        };
-        f.write_str(name)
-    }
-}
-
-impl ModelKind {
-    /// The ordered group names and the parameter paths each covers.
-    pub fn group_patterns(self) -> &'static [(&'static str, &'static str)] {
-        match self {
-            Self::ResNet18 | Self::ResNet34 | Self::ResNetMini => resnet::GROUPS,
-            Self::Mlp => mlp::GROUPS,
-        }
-    }
-
-    /// The ordered group names.
-    pub fn group_names(self) -> Vec<&'static str> {
-        self.group_patterns()
-            .iter()
-            .map(|(name, _)| *name)
-            .collect()
-    }
-
-    /// The model's input convolution, which a weights transfer adapts to other input channels.
-    pub fn input_conv(self) -> Option<&'static str> {
-        self.resnet_shape().map(|_| "conv1.weight")
-    }
-
-    /// The ResNet shape, for the ResNet family.
-    pub fn resnet_shape(self) -> Option<ResNetShape> {
-        match self {
-            Self::ResNet18 => Some(ResNetShape::RESNET18),
-            Self::ResNet34 => Some(ResNetShape::RESNET34),
-            Self::ResNetMini => Some(ResNetShape::MINI),
-            Self::Mlp => None,
-        }
-    }
-}
-
 /// Something to do with a model whose type is only known at run time (see [`with_model`]).
 pub trait ModelTask {
     type Output;
@@ -134,10 +61,24 @@ pub fn with_model<T: ModelTask>(
     device: &Device,
     task: T,
 ) -> T::Output {
-    match kind.resnet_shape() {
-        Some(resnet) => task.run(ResNet::new(resnet, shape, device)),
-        None => task.run(Mlp::new(shape, device)),
+    match kind.architecture() {
+        Architecture::ResNet(resnet) => task.run(ResNet::new(resnet, shape, device)),
+        Architecture::Mlp => task.run(Mlp::new(shape, device)),
     }
+}
+
+/// The layer groups of a model of `kind` and `shape`, with their parameter counts, from a model
+/// built on the CPU only to count them (parameters are initialised lazily: no weights are
+/// allocated).
+pub fn groups_of(kind: ModelKind, shape: ModelShape) -> Vec<LayerGroup> {
+    struct Groups(ModelKind);
+    impl ModelTask for Groups {
+        type Output = Vec<LayerGroup>;
+        fn run<M: Classifier>(self, model: M) -> Vec<LayerGroup> {
+            layer_groups(self.0, &model)
+        }
+    }
+    with_model(kind, shape, &Device::flex(), Groups(kind))
 }
 
 /// The layer groups of a built model, with their parameter counts.
@@ -183,7 +124,7 @@ mod tests {
             image_size: 224,
         };
         let model = ResNet::new(ResNetShape::RESNET18, shape, &flex());
-        let groups = layer_groups(ModelKind::ResNet18, &model);
+        let groups = layer_groups(ModelKind::RESNET18, &model);
         let names: Vec<_> = groups.iter().map(|g| g.name.as_str()).collect();
         assert_eq!(
             names,
@@ -204,7 +145,7 @@ mod tests {
             image_size: 224,
         };
         let model = ResNet::new(ResNetShape::RESNET34, shape, &flex());
-        let total: usize = layer_groups(ModelKind::ResNet34, &model)
+        let total: usize = layer_groups(ModelKind::RESNET34, &model)
             .iter()
             .map(|g| g.params)
             .sum();
@@ -215,9 +156,9 @@ mod tests {
     fn any_classes_and_channels_give_logits_of_the_right_shape() {
         let device = flex();
         for (kind, channels, classes) in [
-            (ModelKind::ResNetMini, 1, 7),
-            (ModelKind::ResNetMini, 3, 2),
-            (ModelKind::Mlp, 3, 4),
+            (ModelKind::RESNET_MINI, 1, 7),
+            (ModelKind::RESNET_MINI, 3, 2),
+            (ModelKind::MLP, 3, 4),
         ] {
             let shape = ModelShape {
                 classes,
@@ -225,10 +166,14 @@ mod tests {
                 image_size: 32,
             };
             let x = Tensor::<4>::zeros([2, channels, 32, 32], &device);
-            let dims = match kind.resnet_shape() {
-                Some(r) => ResNet::new(r, shape, &device).forward(x).dims(),
-                None => Mlp::new(shape, &device).forward(x).dims(),
-            };
+            struct Dims(Tensor<4>);
+            impl ModelTask for Dims {
+                type Output = [usize; 2];
+                fn run<M: Classifier>(self, model: M) -> [usize; 2] {
+                    model.forward(self.0).dims()
+                }
+            }
+            let dims = with_model(kind, shape, &device, Dims(x));
             assert_eq!(dims, [2, classes], "{kind}");
         }
     }
@@ -241,7 +186,7 @@ mod tests {
             image_size: 32,
         };
         let model = ResNet::new(ResNetShape::MINI, shape, &flex());
-        let grouped: usize = layer_groups(ModelKind::ResNetMini, &model)
+        let grouped: usize = layer_groups(ModelKind::RESNET_MINI, &model)
             .iter()
             .map(|g| g.params)
             .sum();
@@ -288,7 +233,7 @@ mod tests {
         ours.clone().save_file(&path).expect("saved");
         let tch = DeviceSpec::TchCpu.to_device().expect("tch:cpu");
         let theirs = ResNet::new(ResNetShape::RESNET18, shape, &tch);
-        let groups = layer_groups(ModelKind::ResNet18, &theirs);
+        let groups = layer_groups(ModelKind::RESNET18, &theirs);
         let file = WeightsFile::read(&path).expect("read back");
         let (theirs, report) =
             transfer(theirs, &groups, &file, &TransferRules::default()).expect("loads");

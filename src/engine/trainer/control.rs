@@ -8,9 +8,7 @@ use super::{Good, Outcome, Rollback, Trainer, step};
 use crate::engine::checkpoint;
 use crate::engine::data::Split;
 use crate::engine::model::Classifier;
-use crate::engine::rundir::{
-    DesiredRead, Event, MetricRow, RunState, RunStatus, hostname, now, process_start_time,
-};
+use crate::run::{DesiredRead, Event, EventKind, MetricRow, RunState, RunStatus, hostname, now};
 
 /// How often a paused run looks at `desired.json` and signals.
 const PAUSE_POLL: Duration = Duration::from_millis(100);
@@ -38,7 +36,7 @@ impl<M: Classifier> Trainer<'_, M> {
                 };
                 self.checkpoint("signal")?;
                 self.status = RunStatus::Interrupted;
-                self.event("interrupted", message, vec![])?;
+                self.event(EventKind::Interrupted, message, vec![])?;
                 self.write_state()?;
                 return Ok(Some(Outcome::Interrupted));
             }
@@ -58,7 +56,7 @@ impl<M: Classifier> Trainer<'_, M> {
                 self.self_paused = None;
                 self.status = RunStatus::Stopped;
                 self.event(
-                    "stop",
+                    EventKind::Stop,
                     format!("stopped at step {}", self.state.step),
                     vec![],
                 )?;
@@ -77,7 +75,7 @@ impl<M: Classifier> Trainer<'_, M> {
                 if self.status == RunStatus::Paused {
                     self.status = RunStatus::Running;
                     self.event(
-                        "resume",
+                        EventKind::Resume,
                         format!("resumed at step {}", self.state.step),
                         vec![],
                     )?;
@@ -90,7 +88,7 @@ impl<M: Classifier> Trainer<'_, M> {
                 self.status = RunStatus::Paused;
                 if self.self_paused.is_none() {
                     self.event(
-                        "pause",
+                        EventKind::Pause,
                         format!("paused at step {}", self.state.step),
                         vec![],
                     )?;
@@ -128,7 +126,7 @@ impl<M: Classifier> Trainer<'_, M> {
         if self.bad_desired.as_ref() != Some(&raw) {
             self.bad_desired = Some(raw);
             let message = format!("desired.json ignored ({reason}): keeping the last good state");
-            self.event("warning", message, vec![])?;
+            self.event(EventKind::Warning, message, vec![])?;
         }
         Ok(())
     }
@@ -146,7 +144,7 @@ impl<M: Classifier> Trainer<'_, M> {
                 crate::number::plain(self.desired.lr_multiplier)
             );
             self.state.lr_multiplier = self.desired.lr_multiplier;
-            self.event("lr", message, vec![])?;
+            self.event(EventKind::Lr, message, vec![])?;
         }
         if self.desired.checkpoint > self.state.checkpoint_requests {
             self.state.checkpoint_requests = self.desired.checkpoint;
@@ -190,13 +188,16 @@ impl<M: Classifier> Trainer<'_, M> {
         self.model = Some(model);
         self.state.frozen = target;
         if let Some(cause) = cause {
-            for (kind, idx) in [("freeze", &freeze), ("unfreeze", &thaw)] {
+            for (kind, idx) in [(EventKind::Freeze, &freeze), (EventKind::Unfreeze, &thaw)] {
                 if idx.is_empty() {
                     continue;
                 }
                 let names: Vec<String> = idx.iter().map(|&i| order[i].clone()).collect();
                 let params: usize = idx.iter().map(|&i| self.groups[i].params).sum();
-                let verb = if kind == "freeze" { "froze" } else { "thawed" };
+                let verb = match kind {
+                    EventKind::Freeze => "froze",
+                    _ => "thawed",
+                };
                 let message = format!("{verb} {} ({params} params, by {cause})", names.join(", "));
                 self.event(kind, message, names)?;
             }
@@ -217,7 +218,7 @@ impl<M: Classifier> Trainer<'_, M> {
                 self.epoch_said(),
                 self.last_good_said()
             );
-            self.event("nan", message.clone(), vec![])?;
+            self.event(EventKind::Nan, message.clone(), vec![])?;
             bail!(message);
         }
         self.self_paused = Some(self.desired.resume);
@@ -235,7 +236,7 @@ impl<M: Classifier> Trainer<'_, M> {
                 "{at}; these weights would give it again and no earlier checkpoint is kept to go back to: stop the run and launch it anew with a lower learning rate"
             ),
         };
-        self.event("nan", message.clone(), vec![])?;
+        self.event(EventKind::Nan, message.clone(), vec![])?;
         self.message = Some(message);
         Ok(())
     }
@@ -258,7 +259,7 @@ impl<M: Classifier> Trainer<'_, M> {
                 "no checkpoint ({why}): the weights at step {} gave a loss that was not finite",
                 self.state.step + 1
             );
-            return self.event("checkpoint", message, vec![]);
+            return self.event(EventKind::Checkpoint, message, vec![]);
         }
         let start = std::time::Instant::now();
         let previous = self.status;
@@ -291,7 +292,11 @@ impl<M: Classifier> Trainer<'_, M> {
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
-        self.event("checkpoint", format!("checkpoint {name} ({why})"), vec![])?;
+        self.event(
+            EventKind::Checkpoint,
+            format!("checkpoint {name} ({why})"),
+            vec![],
+        )?;
         self.write_state()
     }
 
@@ -319,7 +324,7 @@ impl<M: Classifier> Trainer<'_, M> {
             &MetricRow {
                 step: self.state.step,
                 epoch: self.state.epoch,
-                split: "val",
+                split: crate::run::Split::Val,
                 loss,
                 accuracy,
                 lrs: self.group_rates(),
@@ -334,7 +339,7 @@ impl<M: Classifier> Trainer<'_, M> {
             self.epoch_said(),
             accuracy * 100.0
         );
-        self.event("validation", message, vec![])?;
+        self.event(EventKind::Validation, message, vec![])?;
         // The best weights are those of the lowest validation loss; the best accuracy is the
         // highest seen, whichever epoch it came from.
         self.state.best_val_accuracy = Some(
@@ -359,7 +364,7 @@ impl<M: Classifier> Trainer<'_, M> {
                 .save_file(self.run.best())
                 .with_context(|| format!("cannot write {}", self.run.best().display()))?;
             self.event(
-                "best",
+                EventKind::Best,
                 format!("new best val loss {loss:.4}: saved best.bpk"),
                 vec![],
             )?;
@@ -424,19 +429,20 @@ impl<M: Classifier> Trainer<'_, M> {
     /// The epoch being trained, 1 in the first (the last once all are done), as every view
     /// says it: events carry it, and their messages say it.
     pub(super) fn epoch_said(&self) -> usize {
-        match self.status {
-            // The epochs it did: all, or fewer when it stopped early.
-            RunStatus::Finished => self.state.epoch.min(self.spec.epochs),
-            _ => (self.state.epoch + 1).min(self.spec.epochs),
-        }
+        crate::run::epoch_said(self.status, self.state.epoch, self.spec.epochs)
     }
 
-    pub(super) fn event(&self, kind: &str, message: String, groups: Vec<String>) -> Result<()> {
+    pub(super) fn event(
+        &self,
+        kind: EventKind,
+        message: String,
+        groups: Vec<String>,
+    ) -> Result<()> {
         self.run.append_event(&Event {
             time: now(),
             step: self.state.step,
             epoch: self.epoch_said(),
-            kind: kind.to_string(),
+            kind,
             message,
             groups,
         })
@@ -453,7 +459,7 @@ impl<M: Classifier> Trainer<'_, M> {
             frozen: self.state.frozen.clone(),
             device: self.spec.device.resolve().to_string(),
             pid,
-            pid_start: process_start_time(pid),
+            pid_start: crate::run::process::start_time(pid),
             host: hostname(),
             last_loss: self.last_loss,
             best_val_loss: self.state.best_val_loss,

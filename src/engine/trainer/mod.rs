@@ -18,11 +18,12 @@ use burn::prelude::*;
 
 use super::checkpoint::{self, OpenLog, TrainState};
 use super::data::{DataSource, DataSpec, Dataset, Split};
-use super::model::{Classifier, LayerGroup, Mlp, ModelShape, ResNet, layer_groups};
-use super::rundir::{Desired, GradNorm, MetricRow, MetricsLayout, NanRecord, RunDir, RunStatus};
+use super::model::{Classifier, LayerGroup, ModelShape, ModelTask, layer_groups, with_model};
 use super::schedule::{FreezeSchedule, LrPlan};
 use super::weights::{TransferRules, WeightsFile, WeightsSource, transfer};
-use crate::session::RunSpec;
+use crate::engine::config::TrainConfig;
+use crate::run::EventKind;
+use crate::run::{Desired, GradNorm, MetricRow, MetricsLayout, NanRecord, RunDir, RunStatus};
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +44,7 @@ pub const FAIL_ON_NAN_ENV: &str = "THAW_FAIL_ON_NAN";
 /// signal handlers.
 pub fn train(
     run: &RunDir,
-    spec: &RunSpec,
+    spec: &TrainConfig,
     data_dir: &Path,
     interrupt: &AtomicBool,
 ) -> Result<Outcome> {
@@ -63,29 +64,52 @@ pub fn train(
         in_channels: spec.in_channels,
         image_size: spec.image_size,
     };
-    let classes = serde_json::to_vec_pretty(&dataset.classes)?;
-    super::rundir::write_atomic(&run.root.join("classes.json"), &classes)?;
+    run.write_classes(&dataset.classes)?;
     let ad = device.clone().autodiff();
     // Each run is its own process, so seeding the backend here gives this run its own
     // initialisation without touching any other run's.
     ad.seed(spec.seed);
-    match spec.model.resnet_shape() {
-        Some(r) => {
-            let model = starting_weights(run, spec, ResNet::new(r, shape, &ad))?;
-            Trainer::new(run, spec, dataset, model, device, interrupt)?.run()
-        }
-        None => {
-            let model = starting_weights(run, spec, Mlp::new(shape, &ad))?;
-            Trainer::new(run, spec, dataset, model, device, interrupt)?.run()
-        }
+    let task = Train {
+        run,
+        spec,
+        dataset,
+        device,
+        interrupt,
+    };
+    with_model(spec.model, shape, &ad, task)
+}
+
+/// Training, for whichever model the run names (see [`with_model`]).
+struct Train<'a> {
+    run: &'a RunDir,
+    spec: &'a TrainConfig,
+    dataset: Arc<Dataset>,
+    device: Device,
+    interrupt: &'a AtomicBool,
+}
+
+impl ModelTask for Train<'_> {
+    type Output = Result<Outcome>;
+
+    fn run<M: Classifier>(self, model: M) -> Result<Outcome> {
+        let model = starting_weights(self.run, self.spec, model)?;
+        Trainer::new(
+            self.run,
+            self.spec,
+            self.dataset,
+            model,
+            self.device,
+            self.interrupt,
+        )?
+        .run()
     }
 }
 
 /// The model with the run's `weights` transferred into it, reported in `transfer.json` and
 /// the events. A run resuming from a checkpoint takes its weights from there instead.
-fn starting_weights<M: Classifier>(run: &RunDir, spec: &RunSpec, model: M) -> Result<M> {
+fn starting_weights<M: Classifier>(run: &RunDir, spec: &TrainConfig, model: M) -> Result<M> {
     let source = WeightsSource::parse(&spec.weights).map_err(anyhow::Error::msg)?;
-    let Some(path) = source.path(&run.root) else {
+    let Some(path) = source.path(run) else {
         return Ok(model);
     };
     if checkpoint::resume_point(run).is_some() {
@@ -107,15 +131,12 @@ fn starting_weights<M: Classifier>(run: &RunDir, spec: &RunSpec, model: M) -> Re
     };
     let groups = layer_groups(spec.model, &model);
     let (model, report) = transfer(model, &groups, &file, &rules)?;
-    super::rundir::write_atomic(
-        &run.root.join("transfer.json"),
-        &serde_json::to_vec_pretty(&report)?,
-    )?;
-    run.append_event(&super::rundir::Event {
-        time: super::rundir::now(),
+    crate::run::write_atomic(&run.transfer_path(), &serde_json::to_vec_pretty(&report)?)?;
+    run.append_event(&crate::run::Event {
+        time: crate::run::now(),
         step: 0,
         epoch: 1,
-        kind: "weights".into(),
+        kind: crate::run::EventKind::Weights,
         message: format!("weights from {source}: {}", report.lines().join("; ")),
         groups: Vec::new(),
     })?;
@@ -138,7 +159,7 @@ pub(super) enum Rollback {
 }
 
 /// The state of a run that has not taken a step.
-fn fresh_state(spec: &RunSpec) -> TrainState {
+fn fresh_state(spec: &TrainConfig) -> TrainState {
     TrainState {
         step: 0,
         epoch: 0,
@@ -159,7 +180,7 @@ fn fresh_state(spec: &RunSpec) -> TrainState {
 /// One run's training loop and everything it carries between steps.
 pub struct Trainer<'a, M: Classifier> {
     run: &'a RunDir,
-    spec: &'a RunSpec,
+    spec: &'a TrainConfig,
     dataset: Arc<Dataset>,
     /// The autodiff device training runs on; `plain` is the same device without autodiff.
     device: Device,
@@ -221,7 +242,7 @@ impl<'a, M: Classifier> Trainer<'a, M> {
     /// Prepares a run: the model freshly built, or restored from the latest checkpoint.
     pub fn new(
         run: &'a RunDir,
-        spec: &'a RunSpec,
+        spec: &'a TrainConfig,
         dataset: Arc<Dataset>,
         model: M,
         plain: Device,
@@ -299,7 +320,7 @@ impl<'a, M: Classifier> Trainer<'a, M> {
             // A fresh run: what the data left out (unreadable images, other files, a lone
             // image) is said once, where the user reads the run: its events.
             for warning in self.dataset.warnings.clone() {
-                self.event("warning", format!("data: {warning}"), vec![])?;
+                self.event(EventKind::Warning, format!("data: {warning}"), vec![])?;
             }
             self.metrics = self.run.reset_metrics(&self.group_names())?;
             self.start = self.model.clone();
@@ -309,7 +330,7 @@ impl<'a, M: Classifier> Trainer<'a, M> {
         self.load(&dir, saved.clone())?;
         self.restored_controls();
         self.event(
-            "resumed",
+            EventKind::Resumed,
             format!("resumed from checkpoint {}", dir.display()),
             saved.frozen,
         )
@@ -389,7 +410,7 @@ impl<'a, M: Classifier> Trainer<'a, M> {
             None => {
                 self.record_nan(false)?;
                 return self.event(
-                    "rollback",
+                    EventKind::Rollback,
                     format!("nothing to roll back to from step {from}: going on from the weights that gave a loss that was not finite"),
                     vec![],
                 );
@@ -411,7 +432,7 @@ impl<'a, M: Classifier> Trainer<'a, M> {
             Rollback::Restart => " (by a new worker: the one that saw the loss ended first)",
         };
         self.event(
-            "rollback",
+            EventKind::Rollback,
             format!(
                 "rolled back from step {from} to step {} ({to}){who}: the weights at step {from} gave a loss that was not finite",
                 self.state.step
@@ -479,7 +500,7 @@ impl<'a, M: Classifier> Trainer<'a, M> {
                 self.spec.epochs, self.state.step
             )
         });
-        self.event("finished", said, vec![])?;
+        self.event(EventKind::Finished, said, vec![])?;
         // Why it finished before its epochs stays in view (status, the dashboard).
         self.message = early;
         self.write_state()?;
@@ -570,7 +591,7 @@ impl<'a, M: Classifier> Trainer<'a, M> {
         let row = MetricRow {
             step: self.state.step,
             epoch: self.state.epoch,
-            split: "train",
+            split: crate::run::Split::Train,
             loss,
             accuracy: sums.correct as f64 / sums.samples as f64,
             lrs: self.group_rates(),

@@ -9,11 +9,11 @@ use burn::prelude::*;
 use burn::tensor::FloatDType;
 use burn::tensor::activation::log_softmax;
 
+use crate::engine::config::{OptimizerKind, TrainConfig};
 use crate::engine::data::Batch;
-use crate::session::{OptimizerKind, RunSpec};
 
 /// The optimizer a run's spec asks for.
-pub fn optimizer(spec: &RunSpec) -> ModuleOptimizer {
+pub fn optimizer(spec: &TrainConfig) -> ModuleOptimizer {
     let decay = spec
         .weight_decay
         .filter(|w| *w > 0.0)

@@ -68,7 +68,7 @@ fn setup(device: &Device) -> (ResNet, Vec<LayerGroup>, Device) {
         image_size: 32,
     };
     let model = ResNet::new(ResNetShape::MINI, shape, &device);
-    let groups = layer_groups(ModelKind::ResNetMini, &model);
+    let groups = layer_groups(ModelKind::RESNET_MINI, &model);
     (model, groups, device)
 }
 

@@ -1,7 +1,9 @@
 //! Where a run's starting weights come from: nothing, a file, or another run's best weights.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use crate::run::RunDir;
 
 /// The `weights` key of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,25 +48,11 @@ impl WeightsSource {
     }
 
     /// The file to read, for a run whose directory is `run_dir` (`<data>/sessions/S/runs/R`).
-    pub fn path(&self, run_dir: &Path) -> Option<PathBuf> {
-        let session_dir = run_dir.parent()?.parent()?;
+    pub fn path(&self, run_dir: &RunDir) -> Option<PathBuf> {
         match self {
             Self::None => None,
             Self::File(path) => Some(path.clone()),
-            Self::Run { session: None, run } => {
-                Some(session_dir.join("runs").join(run).join("best.bpk"))
-            }
-            Self::Run {
-                session: Some(session),
-                run,
-            } => Some(
-                session_dir
-                    .parent()?
-                    .join(session)
-                    .join("runs")
-                    .join(run)
-                    .join("best.bpk"),
-            ),
+            Self::Run { session, run } => run_dir.best_of(session.as_deref(), run),
         }
     }
 }
@@ -86,10 +74,11 @@ impl fmt::Display for WeightsSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn parses_and_resolves_every_form() {
-        let run_dir = Path::new("/d/sessions/s/runs/ft");
+        let run_dir = &RunDir::new("/d/sessions/s/runs/ft");
         assert_eq!(WeightsSource::parse("none"), Ok(WeightsSource::None));
         let same = WeightsSource::parse("run:pretrain/best").unwrap();
         assert_eq!(

@@ -1,10 +1,10 @@
 //! A fixed subscription stream of one session of five runs, as the daemon would send it, for
 //! the view and key tests.
 
-use crate::compare::{Comparison, RunSummary};
-use crate::engine::rundir::{Event, RunStatus};
 use crate::gpu::GpuStats;
+use crate::protocol::{Comparison, RunSummary};
 use crate::protocol::{GroupInfo, History, Response, RunInfo, RunSnapshot, Update};
+use crate::run::{Event, EventKind, RunStatus};
 use crate::series::Point;
 use crate::tui::app::{App, HostStats, Input};
 use crate::tui::theme::{ColorDepth, Themes};
@@ -110,7 +110,7 @@ fn event(step: usize, kind: &str, message: &str, groups: &[&str]) -> Event {
         step,
         // Epochs done: 40 steps each.
         epoch: step / 40,
-        kind: kind.into(),
+        kind: EventKind::from(kind.to_string()),
         message: message.into(),
         groups: groups.iter().map(|g| g.to_string()).collect(),
     }

@@ -200,7 +200,7 @@ fn the_eta_stays_while_a_run_checkpoints() {
         .iter_mut()
         .find(|r| r.info.name == "scratch")
         .expect("scratch");
-    scratch.info.status = crate::engine::rundir::RunStatus::Checkpointing;
+    scratch.info.status = crate::run::RunStatus::Checkpointing;
     assert_eq!(row(&app), running);
 }
 
@@ -350,7 +350,7 @@ fn without_colour_chart_lines_differ_by_their_dots_and_the_legend_says_which() {
 #[test]
 fn the_header_counts_waiting_runs_apart_and_a_run_not_started_has_no_step_total() {
     let app = late_in_detail(|info| {
-        info.status = crate::engine::rundir::RunStatus::Waiting;
+        info.status = crate::run::RunStatus::Waiting;
         info.total_steps = 0;
     });
     let detail = screen(&app, 160, 48);
@@ -411,7 +411,7 @@ fn late_in_detail(change: impl FnOnce(&mut crate::protocol::RunInfo)) -> App {
 #[test]
 fn a_narrow_detail_title_leaves_out_what_it_cannot_say_whole() {
     let app = late_in_detail(|info| {
-        info.status = crate::engine::rundir::RunStatus::Running;
+        info.status = crate::run::RunStatus::Running;
         info.step = 171_234;
         info.total_steps = 500_000;
         info.epoch = 17;
@@ -444,7 +444,7 @@ fn a_narrow_detail_title_leaves_out_what_it_cannot_say_whole() {
 #[test]
 fn the_detail_title_says_the_gradient_norm_of_a_clipped_run_where_there_is_room() {
     let app = late_in_detail(|info| {
-        info.grad_norm = Some(crate::engine::rundir::GradNorm {
+        info.grad_norm = Some(crate::run::GradNorm {
             mean: 3.2149,
             clipped: 0.4,
         });

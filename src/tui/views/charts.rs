@@ -9,6 +9,7 @@ use ratatui::text::Span;
 use ratatui::widgets::{Axis, Chart, Dataset, GraphType, LegendPosition, Paragraph};
 
 use super::Ctx;
+use crate::run::EventKind;
 use crate::series::Point;
 use crate::tui::board::RunView;
 use crate::tui::theme::{ColorDepth, Role};
@@ -57,11 +58,11 @@ pub fn markers(run: &RunView, ctx: &Ctx) -> Vec<Marker> {
     run.events
         .iter()
         .filter_map(|e| {
-            let label = match e.kind.as_str() {
-                "freeze" => ctx.symbols.frozen,
-                "unfreeze" => ctx.symbols.thaw,
+            let label = match e.kind {
+                EventKind::Freeze => ctx.symbols.frozen,
+                EventKind::Unfreeze => ctx.symbols.thaw,
                 // A rollback after a loss that was not finite also goes on from a checkpoint.
-                "resumed" | "rollback" => ctx.symbols.resumed,
+                EventKind::Resumed | EventKind::Rollback => ctx.symbols.resumed,
                 _ => return None,
             };
             Some(Marker {

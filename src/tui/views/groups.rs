@@ -8,6 +8,7 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
 
 use super::{Ctx, fit, short_count};
 use crate::protocol::GroupInfo;
+use crate::run::EventKind;
 use crate::tui::theme::Role;
 
 /// The selected run's groups; `focused` when the cursor is on them.
@@ -105,12 +106,12 @@ pub fn draw_events(frame: &mut Frame, area: Rect, ctx: &Ctx) {
         if room == 0 {
             break;
         }
-        let role = match e.kind.as_str() {
-            "freeze" => Role::Frozen,
-            "unfreeze" => Role::Trainable,
-            "error" | "nan" => Role::Error,
-            "warning" | "interrupted" | "rollback" => Role::Warning,
-            "best" | "finished" => Role::Ok,
+        let role = match e.kind {
+            EventKind::Freeze => Role::Frozen,
+            EventKind::Unfreeze => Role::Trainable,
+            EventKind::Error | EventKind::Nan => Role::Error,
+            EventKind::Warning | EventKind::Interrupted | EventKind::Rollback => Role::Warning,
+            EventKind::Best | EventKind::Finished => Role::Ok,
             _ => Role::Text,
         };
         let mut parts = wrap(&e.message, text_width);

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::{Ctx, fit};
-use crate::engine::rundir::RunStatus;
+use crate::run::RunStatus;
 use crate::tui::app::Link;
 use crate::tui::theme::Role;
 

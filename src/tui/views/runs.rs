@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
 
 use super::{Ctx, fit, groups};
-use crate::engine::rundir::RunStatus;
+use crate::run::RunStatus;
 use crate::tui::app::Pane;
 use crate::tui::board::RunView;
 use crate::tui::theme::Role;

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::summary::RunSummary;
+use super::RunSummary;
 
 const DASH: &str = "-";
 
