@@ -535,7 +535,7 @@ fn an_export_loads_into_torchvision_and_gives_pytorchs_logits() {
     for (args, expected) in [
         (
             vec!["export", "nope", "--to", "x.bpk"],
-            "no run named \"nope\"",
+            "no run \"nope\": the runs are",
         ),
         (
             vec!["export", "r", "--to", "x.onnx"],

@@ -6,6 +6,7 @@ pub mod dashboard;
 pub mod export;
 pub mod offline;
 pub mod predict;
+pub mod render;
 pub mod weights;
 
 /// The class count of a file's classification head (`fc.bias` or `head.bias`), if it has one.

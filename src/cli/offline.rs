@@ -5,16 +5,17 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
-use crate::daemon::registry::Execution;
-use crate::daemon::registry::{Registry, Run};
-use crate::executor::local::{Worker as Process, adoptable};
+use crate::daemon::registry::Registry;
+use crate::executor::local::adoptable;
 use crate::gpu::{GpuInventory, GpuStats};
 use crate::paths::Paths;
-use crate::protocol::{Control, RunInfo};
+use crate::protocol::{Control, Controlled, RunInfo};
+use crate::run::event::parse_event;
 use crate::run::follow::{FileTail, Tailed};
-use crate::run::{Catalog, Event, RunStatus, hostname};
+use crate::run::{Catalog, Desired, DesiredRead, Event, RunDir, RunState, RunStatus, hostname};
+use crate::session::RunSpec;
 
 /// How often `logs --follow` looks at the run's files.
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
@@ -36,7 +37,7 @@ pub fn status(paths: &Paths) -> (Vec<RunInfo>, Vec<GpuStats>) {
         .runs()
         .map(|run| {
             let mut info = run.info();
-            match worker(run) {
+            match worker(&run.state, &run.full_name()) {
                 Worker::Alive(pid) => {
                     info.pid = Some(pid);
                     info.gpu_memory = gpus
@@ -58,20 +59,43 @@ pub fn status(paths: &Paths) -> (Vec<RunInfo>, Vec<GpuStats>) {
     (runs, gpus)
 }
 
+/// A run on disk as the verbs without a daemon see it.
+struct OnDisk {
+    /// `session/run`.
+    name: String,
+    dir: RunDir,
+    state: RunState,
+}
+
+impl OnDisk {
+    /// The run a user named, as its worker last wrote it.
+    fn find(paths: &Paths, name: &str) -> Result<Self> {
+        let (session, dir) = Catalog::of(paths).find(name)?;
+        let run = dir.root.file_name().unwrap_or_default().to_string_lossy();
+        let state = dir
+            .read_state()
+            .unwrap_or_else(|_| RunState::before_training(RunStatus::Queued, None));
+        Ok(Self {
+            name: format!("{session}/{run}"),
+            dir,
+            state,
+        })
+    }
+}
+
 /// `logs` without a daemon: the run's events from its `events.jsonl`, then, with `follow`,
 /// each new one until the run ends (finished, failed, stopped, interrupted, or its worker is
 /// gone).
 pub fn logs(paths: &Paths, name: &str, follow: bool, print: impl Fn(&Event)) -> Result<()> {
-    let mut registry = registry(paths);
-    let run = registry.find(name).map_err(anyhow::Error::msg)?;
+    let mut run = OnDisk::find(paths, name)?;
     let mut events = FileTail::new(run.dir.events_path());
     let mut gone_since = None;
     loop {
         // The state first: the events written before a final state are then all in the file.
-        let done = !follow || ended(run, &mut gone_since);
+        let done = !follow || ended(&mut run, &mut gone_since);
         events.poll(|line| {
             if let Tailed::Line(line) = line
-                && let Ok(event) = serde_json::from_str::<Event>(line)
+                && let Some(event) = parse_event(line)
             {
                 print(&event);
             }
@@ -86,7 +110,7 @@ pub fn logs(paths: &Paths, name: &str, follow: bool, print: impl Fn(&Event)) -> 
 /// Whether nothing more will be written to the run without someone starting it again. A
 /// worker found gone is given [`GONE_GRACE`] for whoever watched it (a `thaw train`, a
 /// daemon starting) to record how it ended.
-fn ended(run: &mut Run, gone_since: &mut Option<Instant>) -> bool {
+fn ended(run: &mut OnDisk, gone_since: &mut Option<Instant>) -> bool {
     if let Ok(state) = run.dir.read_state() {
         run.state = state;
     }
@@ -94,7 +118,7 @@ fn ended(run: &mut Run, gone_since: &mut Option<Instant>) -> bool {
     if run.state.status.has_ended() {
         return true;
     }
-    match worker(run) {
+    match worker(&run.state, &run.name) {
         Worker::Gone(_) => gone_since.get_or_insert_with(Instant::now).elapsed() >= GONE_GRACE,
         _ => {
             *gone_since = None;
@@ -105,24 +129,45 @@ fn ended(run: &mut Run, gone_since: &mut Option<Instant>) -> bool {
 
 /// A control verb without a daemon, for a run whose worker trains on this machine (a `thaw
 /// train`'s, or one a stopped daemon left): its `desired.json` is changed as the daemon would
-/// change it, and the worker applies it before its next step.
+/// change it ([`Control::ask`]), and the worker applies it before its next step.
 pub fn control(paths: &Paths, name: &str, control: Control) -> Result<String> {
-    let mut registry = registry(paths);
-    let run = registry.find(name).map_err(anyhow::Error::msg)?;
-    match worker(run) {
-        Worker::Alive(pid) => {
-            run.execution = Execution::Local(Process::Adopted {
-                pid,
-                start: run.state.pid_start,
-            });
-            crate::daemon::handlers::control::apply(run, control).map_err(anyhow::Error::msg)
+    let run = OnDisk::find(paths, name)?;
+    let full = &run.name;
+    match worker(&run.state, full) {
+        Worker::Alive(_) => {
+            let spec = RunSpec::load(&run.dir.spec())?;
+            let groups: Vec<String> = spec
+                .model
+                .group_names()
+                .into_iter()
+                .map(String::from)
+                .collect();
+            let model = spec.model.to_string();
+            let controlled = Controlled {
+                name: full,
+                model: &model,
+                groups: &groups,
+                frozen: &run.state.frozen,
+            };
+            let before = match run.dir.read_desired() {
+                DesiredRead::Good(desired) => desired,
+                _ => Desired::default(),
+            };
+            let mut desired = before.clone();
+            let message = control
+                .ask(&controlled, &mut desired)
+                .map_err(anyhow::Error::msg)?;
+            if desired != before {
+                run.dir
+                    .write_desired(&desired)
+                    .with_context(|| format!("run {full}"))?;
+            }
+            Ok(message)
         }
-        Worker::Gone(why) => bail!(
-            "no thaw daemon is running, and {} is not training: {why}",
-            run.full_name()
-        ),
+        Worker::Gone(why) => {
+            bail!("no thaw daemon is running, and {full} is not training: {why}")
+        }
         Worker::None => {
-            let full = run.full_name();
             let why = match run.state.status {
                 RunStatus::Finished => "it has finished".to_string(),
                 status if status.is_live() => format!(
@@ -148,18 +193,16 @@ enum Worker {
     None,
 }
 
-fn worker(run: &Run) -> Worker {
-    let state = &run.state;
+/// The worker `state.json` names, as this machine sees it; `name` is the run's `session/run`.
+fn worker(state: &RunState, name: &str) -> Worker {
     if let Some(worker) = adoptable(state) {
         return Worker::Alive(worker.pid());
     }
     match state.status.is_live() && state.host == hostname() {
         false => Worker::None,
         true => Worker::Gone(format!(
-            "the worker (pid {} on {}) is gone; its last checkpoint is kept: `thaw train` on its file again, or `thaw up` then `thaw resume {}`, goes on from it",
-            state.pid,
-            state.host,
-            run.full_name()
+            "the worker (pid {} on {}) is gone; its last checkpoint is kept: `thaw train` on its file again, or `thaw up` then `thaw resume {name}`, goes on from it",
+            state.pid, state.host
         )),
     }
 }

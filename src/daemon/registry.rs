@@ -420,37 +420,18 @@ impl Registry {
     /// The run a user named: `session/run`, or `run` when only one session has it. The error
     /// lists the runs there are.
     pub fn find(&mut self, name: &str) -> Result<&mut Run, String> {
-        let matches: Vec<(usize, usize)> = self
+        let at: Vec<(usize, usize)> = self
             .sessions
             .iter()
             .enumerate()
-            .flat_map(|(si, s)| s.runs.iter().enumerate().map(move |(ri, r)| (si, ri, r)))
-            .filter(|(_, _, r)| match name.split_once('/') {
-                Some((session, run)) => r.session == session && r.name == run,
-                None => r.name == name,
-            })
-            .map(|(si, ri, _)| (si, ri))
+            .flat_map(|(si, s)| (0..s.runs.len()).map(move |ri| (si, ri)))
             .collect();
-        match matches.as_slice() {
-            [(si, ri)] => Ok(&mut self.sessions[*si].runs[*ri]),
-            [] => {
-                let all: Vec<String> = self.runs().map(Run::full_name).collect();
-                Err(match all.is_empty() {
-                    true => format!("no run {name:?}: no session has been launched"),
-                    false => format!("no run {name:?}: the runs are {}", all.join(", ")),
-                })
-            }
-            several => {
-                let names: Vec<String> = several
-                    .iter()
-                    .map(|(si, ri)| self.sessions[*si].runs[*ri].full_name())
-                    .collect();
-                Err(format!(
-                    "run {name:?} is in more than one session: say {}",
-                    names.join(" or ")
-                ))
-            }
-        }
+        let names: Vec<(String, String)> = self
+            .runs()
+            .map(|r| (r.session.clone(), r.name.clone()))
+            .collect();
+        let (si, ri) = at[crate::run::catalog::resolve(name, &names)?];
+        Ok(&mut self.sessions[si].runs[ri])
     }
 }
 

@@ -4,6 +4,7 @@
 //! nothing of the engine to read them.
 
 mod comparison;
+mod control;
 mod frame;
 mod view;
 
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::gpu::GpuStats;
 use crate::run::Event;
 pub use comparison::{Comparison, RunSummary};
+pub use control::{Control, Controlled};
 pub use frame::{
     FrameError, MAX_FRAME, encode, read_frame, read_frame_async, write_frame, write_frame_async,
 };
@@ -87,29 +89,6 @@ pub enum Request {
         runs: Vec<String>,
         sessions: Vec<String>,
     },
-}
-
-/// A change to one run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Control {
-    Freeze {
-        groups: Vec<String>,
-    },
-    Unfreeze {
-        groups: Vec<String>,
-    },
-    Pause,
-    /// Continues a paused run; restarts an interrupted, failed or stopped one from its last
-    /// checkpoint.
-    Resume,
-    /// Checkpoint and stop (a run not started yet is just marked stopped).
-    Stop,
-    Checkpoint,
-    /// Multiplies the learning-rate multiplier.
-    LrScale(f64),
-    /// Sets the learning-rate multiplier.
-    LrSet(f64),
 }
 
 /// What the daemon answers.

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use super::dir::{BEST, RunDir, SPEC};
 use crate::paths::Paths;
@@ -109,34 +109,53 @@ impl Catalog {
         dir_names(&self.runs_dir(session))
     }
 
-    /// The run a user named: `SESSION/RUN`, or `RUN` when one session alone has it. The error
-    /// says where it looked and what to write instead.
-    pub fn find(&self, name: &str) -> Result<(String, RunDir)> {
-        if let Some((session, run)) = name.split_once('/') {
-            let dir = self.run(session, run);
-            if dir.root.is_dir() {
-                return Ok((session.to_string(), dir));
-            }
-            bail!(
-                "no run {run:?} in session {session:?} (looked in {})",
-                dir.root.display()
-            );
-        }
-        let found: Vec<String> = self
-            .session_names()
+    /// Every run (a directory with its `spec.toml`) of every session directory, as (session,
+    /// run): sessions by name, runs in their session file's order.
+    pub fn all_runs(&self) -> Vec<(String, String)> {
+        self.session_names()
             .into_iter()
-            .filter(|session| self.run(session, name).root.is_dir())
-            .collect();
-        match found.as_slice() {
-            [session] => Ok((session.clone(), self.run(session, name))),
-            [] => bail!(
-                "no run named {name:?} in {}: use SESSION/RUN",
-                self.root.display()
-            ),
-            many => bail!(
-                "run {name:?} is in several sessions ({}): use SESSION/RUN",
-                many.join(", ")
-            ),
+            .flat_map(|session| {
+                let runs = self.runs(&session);
+                runs.into_iter().map(move |run| (session.clone(), run))
+            })
+            .collect()
+    }
+
+    /// The run a user named (see [`resolve`]), with its session.
+    pub fn find(&self, name: &str) -> Result<(String, RunDir)> {
+        let runs = self.all_runs();
+        let i = resolve(name, &runs).map_err(anyhow::Error::msg)?;
+        let (session, run) = &runs[i];
+        Ok((session.clone(), self.run(session, run)))
+    }
+}
+
+/// Which of `runs` (session, run) a user named: `SESSION/RUN`, or `RUN` when one session
+/// alone has it. The error lists the runs there are, or says which to write.
+pub fn resolve(name: &str, runs: &[(String, String)]) -> Result<usize, String> {
+    let matches: Vec<usize> = (0..runs.len())
+        .filter(|&i| {
+            let (session, run) = &runs[i];
+            match name.split_once('/') {
+                Some((s, r)) => s == session && r == run,
+                None => name == run,
+            }
+        })
+        .collect();
+    let full = |i: usize| format!("{}/{}", runs[i].0, runs[i].1);
+    match matches.as_slice() {
+        [i] => Ok(*i),
+        [] if runs.is_empty() => Err(format!("no run {name:?}: no session has been launched")),
+        [] => {
+            let all: Vec<String> = (0..runs.len()).map(full).collect();
+            Err(format!("no run {name:?}: the runs are {}", all.join(", ")))
+        }
+        several => {
+            let names: Vec<String> = several.iter().map(|&i| full(i)).collect();
+            Err(format!(
+                "run {name:?} is in more than one session: say {}",
+                names.join(" or ")
+            ))
         }
     }
 }
@@ -188,6 +207,7 @@ mod tests {
         let dir = catalog.run(session, run);
         std::fs::create_dir_all(&dir.root).unwrap();
         std::fs::write(dir.spec(), "").unwrap();
+        std::fs::write(catalog.session_file(session), "").unwrap();
     }
 
     #[test]
@@ -224,16 +244,16 @@ mod tests {
         assert_eq!(catalog.find("two/both").unwrap().0, "two");
         let error = |name| format!("{:#}", catalog.find(name).unwrap_err());
         assert!(
-            error("both").contains("several sessions (one, two)"),
+            error("both").contains("more than one session: say one/both or two/both"),
             "{}",
             error("both")
         );
         assert!(
-            error("none").contains("use SESSION/RUN"),
+            error("none").contains("the runs are one/both, one/only, two/both"),
             "{}",
             error("none")
         );
-        assert!(error("one/none").contains("no run \"none\" in session \"one\""));
+        assert!(error("one/none").contains("no run \"one/none\""));
     }
 
     #[test]

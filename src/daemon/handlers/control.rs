@@ -5,7 +5,7 @@
 
 use crate::daemon::registry::Run;
 use crate::daemon::{Daemon, scheduler, slurm};
-use crate::protocol::{Control, Response};
+use crate::protocol::{Control, Controlled, Response};
 use crate::run::RunStatus;
 
 pub fn handle(daemon: &mut Daemon, name: &str, control: Control) -> Response {
@@ -44,39 +44,6 @@ pub fn apply(run: &mut Run, control: Control) -> Result<String, String> {
         };
     }
     let message = match control {
-        Control::Freeze { groups } | Control::Unfreeze { groups } if groups.is_empty() => {
-            return Err(format!(
-                "name one or more groups of {full}: {}",
-                run.group_names().join(", ")
-            ));
-        }
-        Control::Freeze { groups } => {
-            let target = frozen_after(run, &groups, true)?;
-            run.change_desired(|d| d.frozen = Some(target))
-                .map_err(failed)?;
-            format!(
-                "{full}: freezing {} before the next step",
-                groups.join(", ")
-            )
-        }
-        Control::Unfreeze { groups } => {
-            let target = frozen_after(run, &groups, false)?;
-            run.change_desired(|d| d.frozen = Some(target))
-                .map_err(failed)?;
-            format!("{full}: thawing {} before the next step", groups.join(", "))
-        }
-        Control::Pause => {
-            run.change_desired(|d| d.paused = true).map_err(failed)?;
-            format!("{full}: pausing before the next step")
-        }
-        Control::Resume => {
-            run.change_desired(|d| {
-                d.paused = false;
-                d.resume += 1;
-            })
-            .map_err(failed)?;
-            format!("{full}: resuming")
-        }
         Control::Stop if run.execution.slurm().is_some_and(|s| s.not_started()) => {
             // No worker runs yet to checkpoint: the job is simply withdrawn.
             run.change_desired(|d| d.stop = true).map_err(failed)?;
@@ -87,19 +54,19 @@ pub fn apply(run: &mut Run, control: Control) -> Result<String, String> {
             run.change_desired(|d| d.stop = true).map_err(failed)?;
             format!("{full}: stopping; its Slurm job is cancelled as soon as sbatch answers")
         }
-        Control::Stop => {
-            run.change_desired(|d| d.stop = true).map_err(failed)?;
-            format!("{full}: checkpointing and stopping")
+        control => {
+            let mut desired = run.desired.clone();
+            let (groups, model) = (run.group_names(), run.spec.model.to_string());
+            let controlled = Controlled {
+                name: &full,
+                model: &model,
+                groups: &groups,
+                frozen: &run.state.frozen,
+            };
+            let message = control.ask(&controlled, &mut desired)?;
+            run.change_desired(|d| *d = desired).map_err(failed)?;
+            message
         }
-        Control::Checkpoint => {
-            run.change_desired(|d| d.checkpoint += 1).map_err(failed)?;
-            format!("{full}: checkpoint requested")
-        }
-        Control::LrScale(factor) => {
-            let value = run.desired.lr_multiplier * factor;
-            set_lr(run, value)?
-        }
-        Control::LrSet(value) => set_lr(run, value)?,
     };
     Ok(match run.execution.slurm() {
         Some(job) if job.not_started() && !run.desired.stop => format!(
@@ -112,48 +79,6 @@ pub fn apply(run: &mut Run, control: Control) -> Result<String, String> {
         ),
         _ => message,
     })
-}
-
-fn set_lr(run: &mut Run, value: f64) -> Result<String, String> {
-    if !(value.is_finite() && value > 0.0) {
-        return Err(format!(
-            "the learning-rate multiplier must be a positive number, not {}",
-            crate::number::plain(value)
-        ));
-    }
-    run.change_desired(|d| d.lr_multiplier = value)
-        .map_err(|e| format!("{e:#}"))?;
-    Ok(format!(
-        "{}: learning-rate multiplier {}",
-        run.full_name(),
-        crate::number::plain(value)
-    ))
-}
-
-/// The frozen groups after freezing (or thawing) `groups`: starting from what the user last
-/// asked, else what the worker has frozen now; in model order.
-fn frozen_after(run: &Run, groups: &[String], freeze: bool) -> Result<Vec<String>, String> {
-    let names = run.group_names();
-    if let Some(bad) = groups.iter().find(|g| !names.contains(g)) {
-        return Err(format!(
-            "no group {bad:?} in {} ({}): its groups are {}",
-            run.full_name(),
-            run.spec.model,
-            names.join(", ")
-        ));
-    }
-    let current = run
-        .desired
-        .frozen
-        .clone()
-        .unwrap_or_else(|| run.state.frozen.clone());
-    Ok(names
-        .into_iter()
-        .filter(|g| match groups.contains(g) {
-            true => freeze,
-            false => current.contains(g),
-        })
-        .collect())
 }
 
 fn not_running(run: &Run) -> String {

@@ -1,6 +1,13 @@
 //! The dashboard's state and how inputs change it: keys become requests to the daemon, the
 //! daemon's messages update the board, and replies and worker events settle what was asked.
-//! No I/O here: the runtime carries out the [`Effect`]s.
+//! No I/O here: the runtime carries out the [`Effect`]s. This file is the state and its
+//! navigation; [`requests`] sends what keys ask of the daemon, [`pending`] settles it.
+
+mod pending;
+mod requests;
+
+use pending::Pending;
+use requests::ended;
 
 use std::collections::BTreeSet;
 
@@ -10,8 +17,8 @@ use super::board::{Board, Change};
 use super::keys::{self, Action, Place};
 use super::theme::{ColorDepth, Role, Theme, Themes};
 use crate::protocol::Comparison;
-use crate::protocol::{Control, Request, Response};
-use crate::run::{Event, EventKind, RunStatus};
+use crate::protocol::{Request, Response};
+use crate::run::{EventKind, RunStatus};
 
 /// Which view fills the screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,31 +82,6 @@ pub struct HostStats {
     pub cpu_percent: Option<u32>,
     /// How long the daemon has run, in seconds.
     pub daemon_uptime: Option<u64>,
-}
-
-/// What a request waits for before the screen calls it done.
-#[derive(Debug, Clone, PartialEq)]
-enum Expect {
-    Freeze(Vec<String>),
-    Unfreeze(Vec<String>),
-    Pause,
-    Resume,
-    Restart,
-    Stop,
-    Checkpoint,
-    Lr,
-    Shutdown,
-    Remove,
-}
-
-/// A request sent and not yet carried out.
-#[derive(Debug, Clone)]
-struct Pending {
-    id: u64,
-    run: String,
-    expect: Expect,
-    /// The daemon accepted it; now the worker must act.
-    accepted: bool,
 }
 
 /// Something for the runtime to do.
@@ -234,14 +216,6 @@ impl App {
         self.board
             .runs
             .get(self.selected.min(self.board.runs.len().saturating_sub(1)))
-    }
-
-    /// Whether a request on this group of this run is still in flight.
-    pub fn group_pending(&self, run: &str, group: &str) -> bool {
-        self.pending.iter().any(|p| {
-            p.run == run
-                && matches!(&p.expect, Expect::Freeze(g) | Expect::Unfreeze(g) if g.iter().any(|x| x == group))
-        })
     }
 
     /// The runs the compare view shows: the marked ones, else the selected run's session.
@@ -483,321 +457,10 @@ impl App {
         }
     }
 
-    /// A control request for the selected run.
-    fn control(&mut self, action: Action) -> Vec<Effect> {
-        let Some(run) = self.run() else {
-            self.say("no run selected", Role::Warning);
-            return Vec::new();
-        };
-        let name = run.full_name();
-        let info = &run.info;
-        let frozen: Vec<String> = info
-            .groups
-            .iter()
-            .filter(|g| g.frozen)
-            .map(|g| g.name.clone())
-            .collect();
-        let (control, expect) = match action {
-            Action::ToggleFreeze => {
-                let Some(group) = info.groups.get(self.group) else {
-                    return Vec::new();
-                };
-                let groups = vec![group.name.clone()];
-                match group.frozen {
-                    true => (
-                        Control::Unfreeze {
-                            groups: groups.clone(),
-                        },
-                        Expect::Unfreeze(groups),
-                    ),
-                    false => (
-                        Control::Freeze {
-                            groups: groups.clone(),
-                        },
-                        Expect::Freeze(groups),
-                    ),
-                }
-            }
-            Action::FreezeAllButHead => {
-                let body = info.groups.len().saturating_sub(1);
-                let groups: Vec<String> = info.groups[..body]
-                    .iter()
-                    .filter(|g| !g.frozen)
-                    .map(|g| g.name.clone())
-                    .collect();
-                if groups.is_empty() {
-                    self.say(
-                        format!("{name}: every group but the head is frozen already"),
-                        Role::Dim,
-                    );
-                    return Vec::new();
-                }
-                (
-                    Control::Freeze {
-                        groups: groups.clone(),
-                    },
-                    Expect::Freeze(groups),
-                )
-            }
-            Action::UnfreezeAll => {
-                if frozen.is_empty() {
-                    self.say(format!("{name}: no group is frozen"), Role::Dim);
-                    return Vec::new();
-                }
-                (
-                    Control::Unfreeze {
-                        groups: frozen.clone(),
-                    },
-                    Expect::Unfreeze(frozen),
-                )
-            }
-            Action::PauseResume => match info.status {
-                RunStatus::Paused => (Control::Resume, Expect::Resume),
-                status if status.is_stepping() => (Control::Pause, Expect::Pause),
-                other => {
-                    self.say(
-                        format!(
-                            "{name} is {}: nothing to pause{}",
-                            other.word(),
-                            ended(other)
-                        ),
-                        Role::Warning,
-                    );
-                    return Vec::new();
-                }
-            },
-            Action::ResumeRun => match info.status {
-                RunStatus::Paused => (Control::Resume, Expect::Resume),
-                _ => (Control::Resume, Expect::Restart),
-            },
-            Action::Checkpoint => (Control::Checkpoint, Expect::Checkpoint),
-            Action::LrUp => (Control::LrScale(2.0), Expect::Lr),
-            Action::LrDown => (Control::LrScale(0.5), Expect::Lr),
-            _ => return Vec::new(),
-        };
-        let request = Request::Control {
-            run: name.clone(),
-            control,
-        };
-        self.send(name, expect, request)
-    }
-
-    fn confirmed(&mut self, what: Confirm) -> Vec<Effect> {
-        match what {
-            Confirm::StopRun(run) => {
-                let request = Request::Control {
-                    run: run.clone(),
-                    control: Control::Stop,
-                };
-                self.send(run, Expect::Stop, request)
-            }
-            Confirm::RemoveRun(run) => {
-                let request = Request::Remove {
-                    runs: vec![run.clone()],
-                    sessions: Vec::new(),
-                };
-                self.send(run, Expect::Remove, request)
-            }
-            Confirm::StopDaemon => self.send(String::new(), Expect::Shutdown, Request::Shutdown),
-        }
-    }
-
-    fn send(&mut self, run: String, expect: Expect, request: Request) -> Vec<Effect> {
-        let id = self.next_id;
-        self.next_id += 1;
-        let what = describe(&expect);
-        let text = match run.is_empty() {
-            true => format!("{what}: sent"),
-            false => format!("{run}: {what}: sent"),
-        };
-        self.say(text, Role::Pending);
-        self.pending.push(Pending {
-            id,
-            run,
-            expect,
-            accepted: false,
-        });
-        vec![Effect::Send { id, request }]
-    }
-
-    fn request_comparisons(&mut self) -> Vec<Effect> {
-        let sessions: BTreeSet<String> = self
-            .compared()
-            .iter()
-            .map(|r| r.info.session.clone())
-            .collect();
-        sessions
-            .into_iter()
-            .map(|session| {
-                let id = self.next_id;
-                self.next_id += 1;
-                self.comparing.push((id, session.clone()));
-                Effect::Send {
-                    id,
-                    request: Request::Compare {
-                        session,
-                        target: None,
-                    },
-                }
-            })
-            .collect()
-    }
-
-    fn reply(&mut self, id: u64, answer: Result<Response, String>) -> Vec<Effect> {
-        if let Some(i) = self.comparing.iter().position(|(c, _)| *c == id) {
-            let (_, session) = self.comparing.remove(i);
-            let result = match answer {
-                Ok(Response::Compare { comparison, .. }) => Ok(comparison),
-                Ok(Response::Error { message }) | Err(message) => Err(message),
-                Ok(other) => Err(format!("unexpected answer: {other:?}")),
-            };
-            self.store_comparison(session, result);
-            return Vec::new();
-        }
-        let index = self.pending.iter().position(|p| p.id == id);
-        match (answer, index) {
-            (Ok(Response::Done { message }), Some(i)) => {
-                if self.pending[i].expect == Expect::Shutdown {
-                    self.pending.remove(i);
-                    // What `thaw down` says: which runs stopped, resumable.
-                    self.farewell = Some(message);
-                    return vec![Effect::Quit];
-                }
-                if self.pending[i].expect == Expect::Remove {
-                    // Done by the daemon itself: no worker to wait for.
-                    self.pending.remove(i);
-                    self.say(message, Role::Ok);
-                    return Vec::new();
-                }
-                self.pending[i].accepted = true;
-                self.say(format!("{message} (waiting for the worker)"), Role::Pending);
-                self.settle_by_state();
-                Vec::new()
-            }
-            (Ok(Response::Error { message }), Some(i)) => {
-                let run = self.pending.remove(i).run;
-                let text = match run.is_empty() {
-                    true => format!("refused: {message}"),
-                    false => format!("{run}: refused: {message}"),
-                };
-                self.say(text, Role::Error);
-                Vec::new()
-            }
-            (Err(message), Some(i)) => {
-                self.pending.remove(i);
-                self.say(format!("not sent: {message}"), Role::Error);
-                Vec::new()
-            }
-            (Ok(Response::Error { message }) | Err(message), None) => {
-                self.say(message, Role::Error);
-                Vec::new()
-            }
-            _ => Vec::new(),
-        }
-    }
-
-    fn store_comparison(&mut self, session: String, result: Result<Comparison, String>) {
-        match self.comparisons.iter_mut().find(|(s, _)| *s == session) {
-            Some(slot) => slot.1 = result,
-            None => self.comparisons.push((session, result)),
-        }
-    }
-
-    /// A worker's event may be what a pending request waited for.
-    fn worker_event(&mut self, run: &str, event: &Event) {
-        let done = self
-            .pending
-            .iter()
-            .position(|p| p.run == run && satisfies(&p.expect, event));
-        match done {
-            Some(i) => {
-                self.pending.remove(i);
-                self.say(format!("{run}: {}", event.message), Role::Ok);
-            }
-            None if event.kind.is_trouble() => {
-                self.say(format!("{run}: {}", event.message), Role::Warning);
-            }
-            None => {}
-        }
-    }
-
-    /// Requests whose effect the runs' state already shows (a group that was frozen already,
-    /// say, for which the worker writes no event) are done.
-    fn settle_by_state(&mut self) {
-        let mut settled = Vec::new();
-        for p in self.pending.iter().filter(|p| p.accepted) {
-            let Some(run) = self.board.run(&p.run) else {
-                continue;
-            };
-            let info = &run.info;
-            let frozen = |g: &String| info.groups.iter().any(|x| &x.name == g && x.frozen);
-            let met = match &p.expect {
-                Expect::Freeze(groups) => groups.iter().all(frozen),
-                Expect::Unfreeze(groups) => !groups.iter().any(frozen),
-                Expect::Pause => info.status == RunStatus::Paused,
-                Expect::Stop => info.status == RunStatus::Stopped,
-                _ => false,
-            };
-            if met {
-                settled.push((p.id, format!("{}: {} done", p.run, describe(&p.expect))));
-            }
-        }
-        for (id, text) in settled {
-            self.pending.retain(|p| p.id != id);
-            self.say(text, Role::Ok);
-        }
-    }
-
     fn say(&mut self, text: impl Into<String>, role: Role) {
         self.notice = Some(Notice {
             text: text.into(),
             role,
         });
-    }
-}
-
-/// What a request asked, in words.
-fn describe(expect: &Expect) -> String {
-    match expect {
-        Expect::Freeze(groups) => format!("freeze {}", groups.join(", ")),
-        Expect::Unfreeze(groups) => format!("unfreeze {}", groups.join(", ")),
-        Expect::Pause => "pause".into(),
-        Expect::Resume => "resume".into(),
-        Expect::Restart => "resume from checkpoint".into(),
-        Expect::Stop => "stop".into(),
-        Expect::Checkpoint => "checkpoint".into(),
-        Expect::Lr => "learning rate".into(),
-        Expect::Shutdown => "stop the daemon".into(),
-        Expect::Remove => "remove".into(),
-    }
-}
-
-/// Whether a worker's event is the effect a request waited for.
-fn satisfies(expect: &Expect, event: &Event) -> bool {
-    match expect {
-        Expect::Freeze(groups) => {
-            event.kind == EventKind::Freeze && groups.iter().all(|g| event.groups.contains(g))
-        }
-        Expect::Unfreeze(groups) => {
-            event.kind == EventKind::Unfreeze && groups.iter().all(|g| event.groups.contains(g))
-        }
-        Expect::Pause => event.kind == EventKind::Pause,
-        Expect::Resume => event.kind == EventKind::Resume,
-        Expect::Restart => matches!(event.kind, EventKind::Resumed | EventKind::Resume),
-        Expect::Stop => event.kind == EventKind::Stop,
-        Expect::Checkpoint => event.kind == EventKind::Checkpoint,
-        Expect::Lr => event.kind == EventKind::Lr,
-        Expect::Shutdown | Expect::Remove => false,
-    }
-}
-
-/// What `r` can do for a run that is not training, as a footer's tail (`; r resumes it ...`).
-fn ended(status: RunStatus) -> &'static str {
-    if status.is_resumable() {
-        "; r resumes it from its last checkpoint"
-    } else if status.is_pending() {
-        "; it has not started"
-    } else {
-        ""
     }
 }
