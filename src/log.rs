@@ -29,6 +29,9 @@ struct Utc;
 
 impl FormatTime for Utc {
     fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
-        w.write_str(&crate::number::utc(crate::run::now()))
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        w.write_str(&crate::number::utc(now))
     }
 }

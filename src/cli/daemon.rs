@@ -10,8 +10,10 @@ use clap::Subcommand;
 
 use super::render::{colours, event_line, gpu_line, status_table};
 use crate::client::{Client, ClientError};
+use crate::daemon::registry::Registry;
 use crate::paths::Paths;
 use crate::protocol::{Control, Request, Response};
+use crate::run::Catalog;
 
 /// The daemon's subcommands (flattened into thaw's command line).
 #[derive(Debug, Subcommand)]
@@ -222,7 +224,7 @@ fn remove(paths: &Paths, runs: Vec<String>, sessions: Vec<String>) -> Result<i32
         Ok(mut client) => answer(client.request(&Request::Remove { runs, sessions })?),
         Err(ClientError::NotRunning) => {
             let removed = crate::daemon::handlers::remove::remove(
-                &mut super::offline::registry(paths),
+                &mut Registry::load(&Catalog::of(paths)),
                 paths,
                 &runs,
                 &sessions,

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::daemon::registry::Registry;
 use crate::executor::local::adoptable;
+use crate::executor::slurm::JobRecord;
 use crate::gpu::{GpuInventory, GpuStats};
 use crate::paths::Paths;
 use crate::protocol::{Control, Controlled, RunInfo};
@@ -16,6 +16,7 @@ use crate::run::event::parse_event;
 use crate::run::follow::{FileTail, Tailed};
 use crate::run::{Catalog, Desired, DesiredRead, Event, RunDir, RunState, RunStatus, hostname};
 use crate::session::RunSpec;
+use crate::session::info::{Live, run_info};
 
 /// How often `logs --follow` looks at the run's files.
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
@@ -23,21 +24,43 @@ const FOLLOW_EVERY: Duration = Duration::from_millis(250);
 /// recorded.
 const GONE_GRACE: Duration = Duration::from_secs(2);
 
-/// Every launched session's runs, as the run directories hold them.
-pub fn registry(paths: &Paths) -> Registry {
-    Registry::load(&Catalog::of(paths))
-}
-
 /// What `status` shows without a daemon: every run as its worker last wrote it, a run whose
 /// worker on this machine is gone shown `interrupted` (as a daemon starting now would mark
 /// it; nothing is written), and this machine's GPUs.
 pub fn status(paths: &Paths) -> (Vec<RunInfo>, Vec<GpuStats>) {
     let gpus = crate::gpu::Nvml::load().stats();
-    let runs = registry(paths)
-        .runs()
-        .map(|run| {
-            let mut info = run.info();
-            match worker(&run.state, &run.full_name()) {
+    let catalog = Catalog::of(paths);
+    let runs = catalog
+        .sessions()
+        .into_iter()
+        .flat_map(|s| {
+            catalog
+                .runs(&s.name)
+                .into_iter()
+                .map(move |r| (s.name.clone(), r))
+        })
+        .filter_map(|(session, name)| {
+            let dir = catalog.run(&session, &name);
+            let spec = match RunSpec::load(&dir.spec()) {
+                Ok(spec) => spec,
+                Err(e) => {
+                    tracing::info!("session {session}: run {name} left out: {e:#}");
+                    return None;
+                }
+            };
+            let state = dir.read_state().unwrap_or_else(|_| {
+                RunState::before_training(RunStatus::Queued, Some("queued".into()))
+            });
+            let desired = match dir.read_desired() {
+                DesiredRead::Good(desired) => desired,
+                _ => Desired::default(),
+            };
+            let live = Live {
+                slurm: JobRecord::read(&dir).map(|job| job.info()),
+                ..Live::default()
+            };
+            let mut info = run_info(&session, &spec, &state, &desired, live);
+            match worker(&state, &format!("{session}/{name}")) {
                 Worker::Alive(pid) => {
                     info.pid = Some(pid);
                     info.gpu_memory = gpus
@@ -53,7 +76,7 @@ pub fn status(paths: &Paths) -> (Vec<RunInfo>, Vec<GpuStats>) {
                 }
                 Worker::None => {}
             }
-            info
+            Some(info)
         })
         .collect();
     (runs, gpus)

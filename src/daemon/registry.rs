@@ -14,9 +14,10 @@ use crate::engine::model::LayerGroup;
 use crate::engine::weights::GroupTransfer;
 use crate::executor::local::{Watched, Worker};
 use crate::executor::slurm::JobRecord;
-use crate::protocol::{GroupInfo, RunInfo, RunSnapshot};
+use crate::protocol::{RunInfo, RunSnapshot};
 use crate::run::{Catalog, Desired, DesiredRead, RunDir, RunState, RunStatus};
 use crate::session::RunSpec;
+use crate::session::info::{Live, run_info};
 
 /// One run and everything the daemon knows of it.
 #[derive(Debug)]
@@ -143,82 +144,30 @@ impl Run {
 
     /// The run as `status` shows it.
     pub fn info(&self) -> RunInfo {
-        let groups: Vec<(String, usize)> = match &self.groups {
-            Some(groups) => groups.iter().map(|g| (g.name.clone(), g.params)).collect(),
-            None => self.group_names().into_iter().map(|g| (g, 0)).collect(),
-        };
-        let frozen = match (self.execution.worker(), self.state.status) {
-            // Before the worker has said anything, the session file's freeze list applies.
-            (None, status) if status.is_pending() && self.state.step == 0 => {
-                self.spec.initially_frozen()
-            }
-            _ => self.state.frozen.clone(),
-        };
         let overlay = self
             .execution
             .slurm()
             .and_then(|s| s.overlay(self.state.status));
-        let (status, message) = match overlay {
-            Some((status, message)) => (status, Some(message)),
-            None => (self.state.status, self.state.message.clone()),
-        };
         // A pending Slurm job waits for what Slurm says.
-        let queued_reason = match (self.execution.slurm(), status) {
-            (Some(_), RunStatus::Queued) => message.clone(),
+        let queued_reason = match (self.execution.slurm(), &overlay) {
+            (Some(_), Some((RunStatus::Queued, message))) => Some(message.clone()),
+            (Some(_), None) if self.state.status == RunStatus::Queued => self.state.message.clone(),
             _ => self.queued_reason.clone(),
         };
-        let device = match self.state.device.is_empty() {
-            true => self.device.to_string(),
-            false => self.state.device.clone(),
-        };
-        let pretrained = |name: &str| {
-            let groups = self.transfer.as_ref()?;
-            Some(
-                groups
-                    .iter()
-                    .find(|g| g.name == name)
-                    .map_or(0, |g| g.pretrained),
-            )
-        };
-        RunInfo {
-            session: self.session.clone(),
-            name: self.name.clone(),
-            status,
-            step: self.state.step,
-            epoch: self.state.epoch,
-            epochs: self.spec.epochs,
-            total_steps: self.state.total_steps,
-            batch_size: self.spec.batch_size,
-            model: self.spec.model.to_string(),
-            device,
-            last_loss: self.state.last_loss,
-            groups: groups
-                .into_iter()
-                .enumerate()
-                .map(|(i, (name, params))| GroupInfo {
-                    frozen: frozen.contains(&name),
-                    lr: self.tail.lrs.get(i).copied(),
-                    pretrained: pretrained(&name),
-                    name,
-                    params,
-                })
-                .collect(),
-            message,
-            best_val_loss: self.state.best_val_loss,
-            best_val_accuracy: self.state.best_val_accuracy,
-            samples_per_sec: self.state.samples_per_sec,
-            grad_norm: self.state.grad_norm,
-            secs_left: self.state.secs_left,
-            secs_left_grows: self.state.secs_left_grows,
-            lr_multiplier: self.desired.lr_multiplier,
+        let live = Live {
+            groups: self.groups.as_deref(),
+            lrs: &self.tail.lrs,
+            transfer: self.transfer.as_deref(),
             pid: self.execution.worker().map(Worker::pid),
+            overlay,
             queued_reason,
             gpu_memory: self.gpu_memory,
             slurm: match self.execution.slurm() {
-                Some(live) => Some(Box::new(live.info())),
-                None => self.job.as_ref().map(|j| Box::new(SlurmRun::ended_info(j))),
+                Some(live) => Some(live.info()),
+                None => self.job.as_ref().map(JobRecord::info),
             },
-        }
+        };
+        run_info(&self.session, &self.spec, &self.state, &self.desired, live)
     }
 
     /// The run with its history and latest events.

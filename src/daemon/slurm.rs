@@ -68,17 +68,6 @@ impl SlurmRun {
         }
     }
 
-    /// A job that has ended, as `slurm.json` recorded it.
-    pub fn ended_info(record: &JobRecord) -> SlurmInfo {
-        SlurmInfo {
-            job_id: record.job_id,
-            state: record.state.clone(),
-            reason: None,
-            node: (!record.node.is_empty()).then(|| record.node.clone()),
-            restarts: record.restarts,
-        }
-    }
-
     /// The status and message the run shows while Slurm has the job: queued while it is
     /// pending, running once it runs (before its worker has said so itself), else what the
     /// worker wrote.

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::SlurmInfo;
 use crate::run::{RunDir, write_atomic};
 use crate::session::executor::SlurmSpec;
 
@@ -41,6 +42,17 @@ pub struct JobRecord {
 }
 
 impl JobRecord {
+    /// The job as `status` shows it once the daemon no longer watches it.
+    pub fn info(&self) -> SlurmInfo {
+        SlurmInfo {
+            job_id: self.job_id,
+            state: self.state.clone(),
+            reason: None,
+            node: (!self.node.is_empty()).then(|| self.node.clone()),
+            restarts: self.restarts,
+        }
+    }
+
     pub fn read(run: &RunDir) -> Option<Self> {
         let text = std::fs::read(run.slurm_record()).ok()?;
         serde_json::from_slice(&text).ok()
