@@ -14,7 +14,7 @@ use crate::paths::Paths;
 use crate::protocol::{Control, Controlled, RunInfo};
 use crate::run::event::parse_event;
 use crate::run::follow::{FileTail, Tailed};
-use crate::run::{Catalog, Desired, DesiredRead, Event, RunDir, RunState, RunStatus, hostname};
+use crate::run::{Catalog, Event, RunDir, RunState, RunStatus, hostname};
 use crate::session::RunSpec;
 use crate::session::info::{Live, run_info};
 
@@ -48,13 +48,8 @@ pub fn status(paths: &Paths) -> (Vec<RunInfo>, Vec<GpuStats>) {
                     return None;
                 }
             };
-            let state = dir.read_state().unwrap_or_else(|_| {
-                RunState::before_training(RunStatus::Queued, Some("queued".into()))
-            });
-            let desired = match dir.read_desired() {
-                DesiredRead::Good(desired) => desired,
-                _ => Desired::default(),
-            };
+            let state = dir.state_or_queued();
+            let desired = dir.desired_or_default();
             let live = Live {
                 slurm: JobRecord::read(&dir).map(|job| job.info()),
                 ..Live::default()
@@ -95,9 +90,7 @@ impl OnDisk {
     fn find(paths: &Paths, name: &str) -> Result<Self> {
         let (session, dir) = Catalog::of(paths).find(name)?;
         let run = dir.root.file_name().unwrap_or_default().to_string_lossy();
-        let state = dir
-            .read_state()
-            .unwrap_or_else(|_| RunState::before_training(RunStatus::Queued, None));
+        let state = dir.state_or_queued();
         Ok(Self {
             name: format!("{session}/{run}"),
             dir,
@@ -172,10 +165,7 @@ pub fn control(paths: &Paths, name: &str, control: Control) -> Result<String> {
                 groups: &groups,
                 frozen: &run.state.frozen,
             };
-            let before = match run.dir.read_desired() {
-                DesiredRead::Good(desired) => desired,
-                _ => Desired::default(),
-            };
+            let before = run.dir.desired_or_default();
             let mut desired = before.clone();
             let message = control
                 .ask(&controlled, &mut desired)

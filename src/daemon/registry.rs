@@ -15,7 +15,7 @@ use crate::engine::weights::GroupTransfer;
 use crate::executor::local::{Watched, Worker};
 use crate::executor::slurm::JobRecord;
 use crate::protocol::{RunInfo, RunSnapshot};
-use crate::run::{Catalog, Desired, DesiredRead, RunDir, RunState, RunStatus};
+use crate::run::{Catalog, Desired, RunDir, RunState, RunStatus};
 use crate::session::RunSpec;
 use crate::session::info::{Live, run_info};
 
@@ -59,13 +59,8 @@ impl Run {
     /// A run from its directory (its `spec.toml` must load).
     pub fn open(session: &str, dir: RunDir) -> Result<Self> {
         let spec = RunSpec::load(&dir.spec())?;
-        let state = dir.read_state().unwrap_or_else(|_| {
-            RunState::before_training(RunStatus::Queued, Some("queued".into()))
-        });
-        let desired = match dir.read_desired() {
-            DesiredRead::Good(desired) => desired,
-            _ => Desired::default(),
-        };
+        let state = dir.state_or_queued();
+        let desired = dir.desired_or_default();
         let external = crate::run::lock::claimed_by_train(&dir);
         Ok(Self {
             session: session.to_string(),

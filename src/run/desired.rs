@@ -77,6 +77,15 @@ impl RunDir {
         }
     }
 
+    /// What the user last asked for; the default where `desired.json` is missing or bad (the
+    /// worker reports a bad one and keeps its last good state).
+    pub fn desired_or_default(&self) -> Desired {
+        match self.read_desired() {
+            DesiredRead::Good(desired) => desired,
+            _ => Desired::default(),
+        }
+    }
+
     pub fn write_desired(&self, desired: &Desired) -> Result<()> {
         write_atomic(&self.desired_path(), &serde_json::to_vec_pretty(desired)?)
     }

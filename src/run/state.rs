@@ -133,6 +133,13 @@ impl RunDir {
         write_atomic(&self.state_path(), &serde_json::to_vec_pretty(state)?)
     }
 
+    /// `state.json` as the worker last wrote it, or a queued run's where none can be read yet
+    /// (a run launched and not started).
+    pub fn state_or_queued(&self) -> RunState {
+        self.read_state()
+            .unwrap_or_else(|_| RunState::before_training(RunStatus::Queued, Some("queued".into())))
+    }
+
     pub fn read_state(&self) -> Result<RunState> {
         let raw = std::fs::read(self.state_path())
             .with_context(|| format!("cannot read {}", self.state_path().display()))?;
