@@ -87,6 +87,9 @@ enum Command {
         /// The latest checkpoint instead of the best validation weights.
         #[arg(long)]
         latest: bool,
+        /// Whose parameter names to write: torchvision or timm (for the families timm has).
+        #[arg(long, default_value = "torchvision", value_name = "torchvision|timm")]
+        names: thaw::engine::model::Layout,
     },
     /// Compare a session's runs: best validation accuracy and loss, steps and time to a target
     /// accuracy, trainable parameters, step time. Did pretrained weights help?
@@ -244,8 +247,13 @@ fn main() -> ExitCode {
             images: &images,
         })
         .map(|()| 0),
-        Command::Export { run, to, latest } => thaw::paths::Paths::from_env()
-            .and_then(|paths| thaw::cli::export::main(&paths, &run, &to, latest))
+        Command::Export {
+            run,
+            to,
+            latest,
+            names,
+        } => thaw::paths::Paths::from_env()
+            .and_then(|paths| thaw::cli::export::main(&paths, &run, &to, latest, names))
             .map(|()| 0),
         Command::Compare {
             session,

@@ -96,8 +96,12 @@ fn bad_session_files_are_refused_with_file_line_and_key() {
             &["bad.toml", "line 6", "epoch", "epochs"],
         ),
         (
-            "[[runs]]\nname = \"a\"\nmodel = \"resnet50\"\n",
-            &["line 6", "resnet18, resnet34, resnet-mini, mlp"],
+            "[[runs]]\nname = \"a\"\nmodel = \"resnet5\"\n",
+            &[
+                "line 6",
+                "unknown model \"resnet5\"",
+                "resnet18, resnet34, resnet50,",
+            ],
         ),
         (
             "[[runs]]\nname = \"a\"\nfreeze = [\"layer3\"]\n",

@@ -671,7 +671,7 @@ fn remap_and_exclude_rules_rename_and_drop_file_tensors() {
     let rules = TransferRules {
         remap: vec![(regex::Regex::new(r"^backbone\.").unwrap(), String::new())],
         exclude: vec![regex::Regex::new(r"^backbone\.fc\.").unwrap()],
-        input_conv: Some("conv1.weight".into()),
+        ..TransferRules::for_model(ModelKind::RESNET18)
     };
     let (model, report) = transfer(fresh(), &groups, &file, &rules).unwrap();
     assert_eq!(report.tensors_transferred, report.tensors_total - 2);

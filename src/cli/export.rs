@@ -1,17 +1,19 @@
 //! `thaw export RUN --to PATH`: a run's weights as `.bpk` or `.safetensors` with PyTorch's
-//! parameter names and layouts, so torchvision's models load a ResNet export as it is.
+//! layouts and torchvision's (or timm's) parameter names, so those libraries load an export as
+//! it is.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use burn::module::Module;
 use burn::prelude::*;
 use burn::store::burn_pack::{Tensor as PackTensor, Writer};
 use burn::tensor::{Bytes, DType};
 
 use crate::engine::checkpoint;
-use crate::engine::model::{Classifier, ModelShape, ModelTask, for_each_tensor, with_model};
-use crate::engine::weights::{LAYOUT_KEY, PYTORCH_LAYOUT, pytorch_name, transpose};
+use crate::engine::model::{
+    Classifier, Layout, ModelShape, ModelTask, for_each_tensor, with_model,
+};
+use crate::engine::weights::{LAYOUT_KEY, PYTORCH_LAYOUT, transpose};
 use crate::paths::Paths;
 use crate::run::{Catalog, write_atomic};
 use crate::session::RunSpec;
@@ -24,10 +26,16 @@ struct Named {
     bytes: Vec<u8>,
 }
 
-/// The model's tensors in PyTorch's names and layouts.
-fn pytorch_tensors<M: Module>(model: &M) -> Vec<Named> {
+/// The model's tensors in PyTorch's layouts with `layout`'s names; the paths that layout has
+/// no name for (none, or every one where it lacks the family) are an error.
+fn pytorch_tensors<M: Classifier>(model: &M, layout: Layout) -> Result<Vec<Named>> {
     let mut out = Vec::new();
+    let mut unnamed = Vec::new();
     for_each_tensor(model, |t| {
+        let Some(name) = model.layout_name(layout, t.path) else {
+            unnamed.push(t.path.to_string());
+            return;
+        };
         let mut shape = t.shape.clone();
         let mut values = t.values();
         // burn keeps Linear weights as [in, out]; PyTorch as [out, in].
@@ -35,7 +43,8 @@ fn pytorch_tensors<M: Module>(model: &M) -> Vec<Named> {
             values = transpose(&values, shape[0], shape[1]);
             shape.swap(0, 1);
         }
-        if let Some(stem) = t.path.strip_suffix(".running_var") {
+        let shape = model.layout_shape(layout, t.path, shape);
+        if let Some(stem) = name.strip_suffix(".running_var") {
             // PyTorch's BatchNorm also carries a step counter, which strict loading expects.
             out.push(Named {
                 name: format!("{stem}.num_batches_tracked"),
@@ -45,31 +54,82 @@ fn pytorch_tensors<M: Module>(model: &M) -> Vec<Named> {
             });
         }
         out.push(Named {
-            name: pytorch_name(t.path),
+            name,
             shape,
             dtype: DType::F32,
             bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
         });
     });
-    out
-}
-
-struct Load<'a>(&'a Path);
-
-impl ModelTask for Load<'_> {
-    type Output = Result<Vec<Named>>;
-    fn run<M: Classifier>(self, model: M) -> Self::Output {
-        let model = model
-            .try_load_file(self.0)
-            .with_context(|| format!("cannot load {}", self.0.display()))?;
-        Ok(pytorch_tensors(&model))
+    match unnamed.first() {
+        None => Ok(out),
+        Some(_) if out.is_empty() => bail!(
+            "{} has no names for this model: export with --names torchvision",
+            layout.name()
+        ),
+        Some(path) => bail!(
+            "{} has no name for {path} ({} tensors unnamed): export with --names torchvision",
+            layout.name(),
+            unnamed.len()
+        ),
     }
 }
 
-/// Writes the run's best (or latest) weights to `to`.
-pub fn main(paths: &Paths, run: &str, to: &Path, latest: bool) -> Result<()> {
+/// The file types an export writes.
+#[derive(Clone, Copy)]
+enum ExportFormat {
+    Safetensors,
+    Burnpack,
+}
+
+fn export_format(to: &Path) -> Result<ExportFormat> {
+    let ext = to
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("safetensors") => Ok(ExportFormat::Safetensors),
+        Some("bpk") => Ok(ExportFormat::Burnpack),
+        _ => bail!(
+            "cannot export to {}: use a .bpk or .safetensors path",
+            to.display()
+        ),
+    }
+}
+
+/// Writes `model`'s weights to `to` (`.safetensors` or `.bpk`) in PyTorch's layouts with
+/// `names`' parameter names.
+pub fn write_weights<M: Classifier>(model: &M, names: Layout, to: &Path) -> Result<()> {
+    let format = export_format(to)?;
+    let tensors = pytorch_tensors(model, names)?;
+    let bytes = match format {
+        ExportFormat::Safetensors => safetensors_bytes(&tensors)?,
+        ExportFormat::Burnpack => burnpack_bytes(tensors)?,
+    };
+    write_atomic(to, &bytes)?;
+    Ok(())
+}
+
+struct Export<'a> {
+    from: &'a Path,
+    names: Layout,
+    to: &'a Path,
+}
+
+impl ModelTask for Export<'_> {
+    type Output = Result<()>;
+    fn run<M: Classifier>(self, model: M) -> Self::Output {
+        let model = model
+            .try_load_file(self.from)
+            .with_context(|| format!("cannot load {}", self.from.display()))?;
+        write_weights(&model, self.names, self.to)
+    }
+}
+
+/// Writes the run's best (or latest) weights to `to`, in `names`' names.
+pub fn main(paths: &Paths, run: &str, to: &Path, latest: bool, names: Layout) -> Result<()> {
     let (_, run) = Catalog::of(paths).find(run)?;
     let spec = RunSpec::load(&run.spec())?;
+    export_format(to)?;
     let folder = to
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -106,20 +166,12 @@ pub fn main(paths: &Paths, run: &str, to: &Path, latest: bool) -> Result<()> {
         in_channels: spec.in_channels,
         image_size: spec.image_size,
     };
-    let tensors = with_model(spec.model, shape, &Device::flex(), Load(&source))?;
-    let ext = to
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    let bytes = match ext.as_deref() {
-        Some("safetensors") => safetensors_bytes(&tensors)?,
-        Some("bpk") => burnpack_bytes(tensors)?,
-        _ => bail!(
-            "cannot export to {}: use a .bpk or .safetensors path",
-            to.display()
-        ),
+    let export = Export {
+        from: &source,
+        names,
+        to,
     };
-    write_atomic(to, &bytes)?;
+    with_model(spec.model, shape, &Device::flex(), export)?;
     println!(
         "{} ({} weights of {}) -> {}",
         source.display(),

@@ -45,10 +45,7 @@ struct Probabilities<'a> {
 impl ModelTask for Probabilities<'_> {
     type Output = Result<Vec<f32>>;
     fn run<M: Classifier>(self, model: M) -> Self::Output {
-        let rules = TransferRules {
-            input_conv: self.kind.input_conv().map(str::to_string),
-            ..Default::default()
-        };
+        let rules = TransferRules::for_model(self.kind);
         let groups = layer_groups(self.kind, &model);
         let (model, report) = transfer(model, &groups, self.file, &rules)?;
         if report.tensors_transferred != report.tensors_total {
@@ -74,6 +71,9 @@ pub fn main(args: PredictArgs) -> Result<()> {
     if args.images.is_empty() {
         bail!("no images: give one or more PNG or JPEG files");
     }
+    args.model
+        .check_image_size(args.image_size)
+        .map_err(|why| anyhow::anyhow!("--image-size {why}"))?;
     let file = WeightsFile::read(args.weights)?;
     let names = class_names_near(args.weights);
     let classes = args

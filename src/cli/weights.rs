@@ -65,10 +65,7 @@ struct Transfer<'a>(&'a WeightsFile, ModelKind);
 impl ModelTask for Transfer<'_> {
     type Output = Result<TransferReport>;
     fn run<M: Classifier>(self, model: M) -> Self::Output {
-        let rules = TransferRules {
-            input_conv: self.1.input_conv().map(str::to_string),
-            ..Default::default()
-        };
+        let rules = TransferRules::for_model(self.1);
         let groups = layer_groups(self.1, &model);
         Ok(transfer(model, &groups, self.0, &rules)?.1)
     }
@@ -76,6 +73,9 @@ impl ModelTask for Transfer<'_> {
 
 /// What `weights = FILE` would do to a model, without training anything.
 pub fn dry_run(args: DryRun) -> Result<()> {
+    args.model
+        .check_image_size(args.image_size)
+        .map_err(|why| anyhow::anyhow!("--image-size {why}"))?;
     let file = WeightsFile::read(args.file)?;
     let shape = ModelShape {
         classes: args

@@ -465,15 +465,8 @@ impl RunSpec {
                 ),
             ));
         }
-        let smallest = self.model.min_image_size();
-        if self.image_size < smallest {
-            return Err((
-                "image_size",
-                format!(
-                    "{} is too small for {}: use {smallest} or more",
-                    self.image_size, self.model
-                ),
-            ));
+        if let Err(why) = self.model.check_image_size(self.image_size) {
+            return Err(("image_size", why));
         }
         if let Some(g) = self.freeze.iter().find(|g| !known(g)) {
             return Err((

@@ -70,3 +70,15 @@ impl<F: FnMut(TensorView<'_>)> ModuleVisitor for Walker<F> {
         });
     }
 }
+
+/// torchvision's name of a field path: burn's BatchNorm and LayerNorm `gamma`/`beta` are
+/// PyTorch's `weight`/`bias`; every other name is the same.
+pub fn torchvision_name(path: &str) -> String {
+    if let Some(stem) = path.strip_suffix(".gamma") {
+        format!("{stem}.weight")
+    } else if let Some(stem) = path.strip_suffix(".beta") {
+        format!("{stem}.bias")
+    } else {
+        path.to_string()
+    }
+}

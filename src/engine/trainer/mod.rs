@@ -393,4 +393,6 @@ impl<'a, M: Classifier> Trainer<'a, M> {
 }
 
 #[cfg(test)]
+mod family_tests;
+#[cfg(test)]
 mod tests;

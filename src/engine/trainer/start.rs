@@ -37,7 +37,7 @@ pub(super) fn starting_weights<M: Classifier>(
             .iter()
             .map(|p| Ok(regex::Regex::new(p)?))
             .collect::<Result<_>>()?,
-        input_conv: spec.model.input_conv().map(str::to_string),
+        ..TransferRules::for_model(spec.model)
     };
     let groups = layer_groups(spec.model, &model);
     let (model, report) = transfer(model, &groups, &file, &rules)?;

@@ -116,7 +116,12 @@ impl WeightsFile {
             // thaw). A model without BatchNorm (mlp) has no names to tell by, and its
             // square Linear weights would load transposed without a word.
             (Format::Burnpack, None) => any(".running_var") && !any(".gamma"),
-            (Format::Safetensors, None) => !any(".gamma") && !any(".beta"),
+            // burn's norms hold `gamma` beside `beta`; a PyTorch file may name a lone
+            // parameter `gamma` (timm's layer scale), never such a pair.
+            (Format::Safetensors, None) => !self.tensors.keys().any(|k| {
+                k.strip_suffix(".gamma")
+                    .is_some_and(|stem| self.tensors.contains_key(&format!("{stem}.beta")))
+            }),
         }
     }
 

@@ -12,7 +12,8 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::read::{WeightsError, WeightsFile};
-use crate::engine::model::{LayerGroup, for_each_tensor};
+use super::resample::{resample_positions, square_grid};
+use crate::engine::model::{Classifier, LayerGroup, Layout, ModelKind, for_each_tensor};
 
 /// User rules: rename file keys (`weights_remap`) and drop them (`weights_exclude`).
 #[derive(Debug, Clone, Default)]
@@ -21,6 +22,19 @@ pub struct TransferRules {
     pub exclude: Vec<Regex>,
     /// The model's input convolution, adapted when only its input channels differ.
     pub input_conv: Option<String>,
+    /// The model's position embeddings, resampled when only its grid of patches differs.
+    pub position_embedding: Option<String>,
+}
+
+impl TransferRules {
+    /// The rules `kind` needs and no user rules.
+    pub fn for_model(kind: ModelKind) -> Self {
+        Self {
+            input_conv: kind.input_conv().map(str::to_string),
+            position_embedding: kind.position_embedding().map(str::to_string),
+            ..Self::default()
+        }
+    }
 }
 
 /// A model tensor the file had under another shape; it kept its initialisation.
@@ -55,6 +69,10 @@ impl GroupTransfer {
 pub struct TransferReport {
     pub source: String,
     pub format: String,
+    /// Whose names the file's were read as (`torchvision`, `timm`), for a file in PyTorch's
+    /// layout; none for burn's own files (thaw's runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<Layout>,
     pub tensors_transferred: usize,
     pub tensors_total: usize,
     pub params_transferred: usize,
@@ -77,12 +95,16 @@ impl TransferReport {
     /// A few lines for events, the dry run and the dashboard.
     pub fn lines(&self) -> Vec<String> {
         let mut lines = vec![format!(
-            "transferred {}/{} tensors, {}/{} parameters from {}",
+            "transferred {}/{} tensors, {}/{} parameters from {}{}",
             self.tensors_transferred,
             self.tensors_total,
             self.params_transferred,
             self.params_total,
-            self.source
+            self.source,
+            match self.layout {
+                Some(layout) => format!(" ({}'s names)", layout.name()),
+                None => String::new(),
+            }
         )];
         let groups: Vec<String> = self
             .groups
@@ -137,15 +159,20 @@ impl Shapes {
     }
 }
 
-/// The PyTorch name of a burn parameter path (BatchNorm `gamma`/`beta` are `weight`/`bias`).
-pub fn pytorch_name(path: &str) -> String {
-    if let Some(stem) = path.strip_suffix(".gamma") {
-        format!("{stem}.weight")
-    } else if let Some(stem) = path.strip_suffix(".beta") {
-        format!("{stem}.bias")
-    } else {
-        path.to_string()
+/// The grid sides of a file's and a model's position embeddings (`[1, 1 + side^2, dim]`), where
+/// both are such grids of one width.
+fn position_grids(file: &[usize], model: &[usize]) -> Option<(usize, usize)> {
+    match (file, model) {
+        ([1, a, d], [1, b, e]) if d == e => Some((square_grid(*a, 1)?, square_grid(*b, 1)?)),
+        _ => None,
     }
+}
+
+/// Whether two shapes differ only in dimensions of size 1 (timm's layer scale `[C]` and
+/// torchvision's `[C, 1, 1]`), so the same values fit both.
+fn same_but_unit_dims(a: &[usize], b: &[usize]) -> bool {
+    let big = |s: &[usize]| s.iter().copied().filter(|&d| d != 1).collect::<Vec<_>>();
+    big(a) == big(b)
 }
 
 /// Transposes a row-major `[rows, cols]` matrix.
@@ -182,7 +209,7 @@ fn adapt_channels(values: &[f32], file: &[usize], model_in: usize) -> Vec<f32> {
 
 /// Loads what fits of `file` into `model`. The model is returned changed only on success; a
 /// file of which nothing fits is an error that says what the names look like on both sides.
-pub fn transfer<M: Module>(
+pub fn transfer<M: Classifier>(
     model: M,
     groups: &[LayerGroup],
     file: &WeightsFile,
@@ -209,6 +236,7 @@ pub fn transfer<M: Module>(
     let mut report = TransferReport {
         source: file.path.display().to_string(),
         format: file.format.to_string(),
+        layout: None,
         tensors_transferred: 0,
         tensors_total: shapes.tensors.len(),
         params_transferred: 0,
@@ -226,16 +254,32 @@ pub fn transfer<M: Module>(
         groups: Vec::new(),
         notes: Vec::new(),
     };
+    // A file in PyTorch's layout is read in whichever ecosystem's names more of it matches.
+    report.layout = pytorch.then(|| {
+        let hits = |layout: Layout| {
+            let named = shapes
+                .tensors
+                .iter()
+                .filter_map(|t| model.layout_name(layout, &t.path));
+            named.filter(|name| offered.contains_key(name)).count()
+        };
+        let mut best = Layout::ALL[0];
+        for layout in Layout::ALL {
+            if hits(layout) > hits(best) {
+                best = layout;
+            }
+        }
+        best
+    });
     let mut used: BTreeSet<String> = BTreeSet::new();
     let mut loaded: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
     let mut pretrained_paths: BTreeSet<String> = BTreeSet::new();
     for t in &shapes.tensors {
-        let wanted = if pytorch {
-            pytorch_name(&t.path)
-        } else {
-            t.path.clone()
+        let wanted = match report.layout {
+            Some(layout) => model.layout_name(layout, &t.path),
+            None => Some(t.path.clone()),
         };
-        let Some(key) = offered.get(&wanted) else {
+        let Some(key) = wanted.and_then(|name| offered.get(&name)) else {
             report.new.push(t.path.clone());
             continue;
         };
@@ -259,7 +303,7 @@ pub fn transfer<M: Module>(
             ),
             false => (source.shape.clone(), values.clone()),
         };
-        if file_shape == t.shape {
+        if file_shape == t.shape || same_but_unit_dims(&file_shape, &t.shape) {
             loaded.push((t.path.clone(), t.shape.clone(), values));
             report.transferred.push(t.path.clone());
         } else if rules.input_conv.as_deref() == Some(t.path.as_str())
@@ -279,6 +323,16 @@ pub fn transfer<M: Module>(
             report.notes.push(format!("{}: {how}", t.path));
             report.adapted.insert(t.path.clone(), how);
             loaded.push((t.path.clone(), t.shape.clone(), adapted));
+        } else if let Some((old, new)) = (rules.position_embedding.as_deref()
+            == Some(t.path.as_str()))
+        .then(|| position_grids(&file_shape, &t.shape))
+        .flatten()
+        {
+            let resampled = resample_positions(&values, 1, old, new, t.shape[2]);
+            let how = format!("resampled pos_embed {old}x{old} -> {new}x{new}");
+            report.notes.push(format!("{}: {how}", t.path));
+            report.adapted.insert(t.path.clone(), how);
+            loaded.push((t.path.clone(), t.shape.clone(), resampled));
         } else {
             // Both shapes in the file's layout, as its author knows them.
             let model = match linear && source.shape.len() == 2 {

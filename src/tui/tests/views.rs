@@ -534,3 +534,44 @@ fn the_detail_charts_the_gradient_norm_of_a_run_that_clips_it() {
     app.board.runs[at].grad_norm.clear();
     assert!(!screen(&app, 160, 48).contains("grad norm"));
 }
+
+#[test]
+fn every_model_s_groups_fit_the_groups_pane_at_80_columns() {
+    use crate::engine::model::MODELS;
+    let most = MODELS.iter().map(|m| m.groups.len()).max().unwrap_or(0);
+    let mut names: Vec<String> = MODELS
+        .iter()
+        .find(|m| m.groups.len() == most)
+        .map(|m| m.groups.iter().map(|(name, _)| name.to_string()).collect())
+        .unwrap_or_default();
+    // Room for the nine groups a family may have.
+    while names.len() < 9 {
+        names.insert(names.len() - 1, format!("blocks{}", names.len()));
+    }
+    let mut app = fixture::app(false);
+    let selected = app.selected;
+    let run = &mut app.board.runs[selected];
+    let template = run.info.groups[0].clone();
+    run.info.groups = names
+        .iter()
+        .map(|name| crate::protocol::GroupInfo {
+            name: name.clone(),
+            params: 1_234_567,
+            ..template.clone()
+        })
+        .collect();
+    // At 80 columns and 30 rows the runs view and run detail show every group whole, with
+    // its parameter count.
+    let runs = screen(&app, 80, 30);
+    press(&mut app, "\n");
+    let detail = screen(&app, 80, 30);
+    for text in [runs, detail] {
+        for name in &names {
+            let row = text
+                .lines()
+                .find(|l| l.contains(&format!("{name} ")) && l.contains("1.2M"))
+                .unwrap_or_else(|| panic!("{name} missing:\n{text}"));
+            assert!(row.contains("trainable"), "{name}: {row}\n{text}");
+        }
+    }
+}
