@@ -8,9 +8,10 @@ use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, PaddingConfig2d}
 use burn::prelude::*;
 use burn::tensor::activation::gelu;
 
+use super::classifier::{Classifier, Layout, ModelShape};
 use super::layers::normal_linear;
 use super::mbconv::StochasticDepth;
-use super::{Classifier, Layout, ModelShape, torchvision_name};
+use super::tensors::torchvision_name;
 
 /// Layer groups of the ConvNeXt family, in order from input to output.
 pub(super) const GROUPS: &[(&str, &str)] = &[

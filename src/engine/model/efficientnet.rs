@@ -5,11 +5,12 @@
 use burn::nn::{DropoutConfig, Initializer, LinearConfig};
 use burn::prelude::*;
 
+use super::classifier::{Classifier, Layout, ModelShape};
 use super::mbconv::{
     Activation, ClassifierHead, ConvNormAct, ConvSpec, Gate, InvertedResidual, Norm, SqueezeExcite,
     StochasticDepth, make_divisible, stem_or_last_name,
 };
-use super::{Classifier, Layout, ModelShape, torchvision_name};
+use super::tensors::torchvision_name;
 
 /// Groups of the networks with seven stages (B0..B7, V2-M, V2-L): the stages at 1/16 and at
 /// 1/32 of the input are one group each.

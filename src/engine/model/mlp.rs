@@ -4,7 +4,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-use super::{Classifier, ModelShape};
+use super::classifier::{Classifier, ModelShape};
 
 /// Layer groups of the MLP, in order from input to output.
 pub(super) const GROUPS: &[(&str, &str)] = &[

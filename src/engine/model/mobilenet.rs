@@ -5,12 +5,13 @@
 use burn::nn::{DropoutConfig, Linear};
 use burn::prelude::*;
 
+use super::classifier::{Classifier, Layout, ModelShape};
 use super::layers::normal_linear;
 use super::mbconv::{
     Activation, ClassifierHead, ConvNormAct, ConvSpec, Gate, InvertedResidual, Norm, SqueezeExcite,
     StochasticDepth, make_divisible, stem_or_last_name,
 };
-use super::{Classifier, Layout, ModelShape, torchvision_name};
+use super::tensors::torchvision_name;
 
 /// Groups of a network with five resolution stages after its stem (1/2 to 1/32 of the input).
 pub(super) const GROUPS_5: &[(&str, &str)] = &[

@@ -7,8 +7,9 @@ use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use super::classifier::{Classifier, Layout, ModelShape};
 use super::layers::{batch_norm, kaiming_conv};
-use super::{Classifier, Layout, ModelShape, torchvision_name};
+use super::tensors::torchvision_name;
 
 /// Layer groups of the ResNet family, in order from input to output.
 pub(super) const GROUPS: &[(&str, &str)] = &[

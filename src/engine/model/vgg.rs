@@ -8,8 +8,9 @@ use burn::nn::{BatchNorm, Dropout, DropoutConfig, Linear, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use super::classifier::{Classifier, Layout, ModelShape};
 use super::layers::{batch_norm, kaiming_conv, normal_linear};
-use super::{Classifier, Layout, ModelShape, torchvision_name};
+use super::tensors::torchvision_name;
 
 /// Layer groups of the VGG family, in order from input to output.
 pub(super) const GROUPS: &[(&str, &str)] = &[

@@ -9,7 +9,8 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::activation::{gelu, softmax};
 
-use super::{Classifier, Layout, ModelShape, torchvision_name};
+use super::classifier::{Classifier, Layout, ModelShape};
+use super::tensors::torchvision_name;
 
 /// Groups of a 12-block ViT: the embedding, four groups of three blocks, the head.
 pub(super) const GROUPS_12: &[(&str, &str)] = &[
