@@ -225,17 +225,22 @@ fn mobilenets_give_torchvisions_logits() {
 }
 
 #[test]
-fn efficientnets_give_torchvisions_logits() {
+fn efficientnets_give_torchvisions_and_timms_logits() {
     for (name, size, file) in [
         ("efficientnet_b0", 64, "model.pth"),
         ("efficientnet_b7", 32, "model.safetensors"),
         ("efficientnet_v2_s", 64, "model.safetensors"),
         ("efficientnet_v2_l", 32, "model.pth"),
+        ("timm:efficientnet_b0", 64, "model.safetensors"),
     ] {
         let Some(report) = same_logits(name, 3, size, file) else {
             return;
         };
-        assert_eq!(report.layout, Some(Layout::Torchvision), "{name}");
+        let layout = match name.starts_with("timm:") {
+            true => Layout::Timm,
+            false => Layout::Torchvision,
+        };
+        assert_eq!(report.layout, Some(layout), "{name}");
     }
 }
 

@@ -79,7 +79,7 @@ pub fn main(args: PredictArgs) -> Result<()> {
     let classes = args
         .classes
         .or(names.as_ref().map(Vec::len))
-        .or_else(|| head_classes(&file))
+        .or_else(|| head_classes(&file, args.model))
         .context("cannot tell how many classes the weights have: pass --classes N")?;
     let per_image = args.in_channels * args.image_size * args.image_size;
     let mut inputs = Vec::with_capacity(per_image * args.images.len());

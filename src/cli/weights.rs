@@ -80,7 +80,7 @@ pub fn dry_run(args: DryRun) -> Result<()> {
     let shape = ModelShape {
         classes: args
             .classes
-            .or_else(|| super::head_classes(&file))
+            .or_else(|| super::head_classes(&file, args.model))
             .unwrap_or(1000),
         in_channels: args.in_channels,
         image_size: args.image_size,

@@ -314,21 +314,68 @@ impl Classifier for EfficientNet {
     }
 
     fn layout_name(&self, layout: Layout, path: &str) -> Option<String> {
-        if layout != Layout::Torchvision {
-            return None;
-        }
         let name = torchvision_name(path);
+        if layout == Layout::Timm {
+            return self.timm_name(&name);
+        }
         if let Some(edge) = stem_or_last_name(&name, self.stages.len() + 1) {
             return Some(edge);
         }
         if let Some(rest) = name.strip_prefix("stages.") {
-            let mut parts = rest.splitn(3, '.');
-            let stage: usize = parts.next()?.parse().ok()?;
-            let within: usize = parts.next()?.parse().ok()?;
-            let block = self.stages.get(stage)?.get(within)?;
-            let part = block.torchvision_part(parts.next()?)?;
+            let (stage, within, block, part) = self.block_at(rest)?;
+            let part = block.torchvision_part(part)?;
             return Some(format!("features.{}.{within}.block.{part}", stage + 1));
         }
         self.classifier.torchvision_name(&name)
+    }
+}
+
+impl EfficientNet {
+    /// The block a name under `stages.` (`rest` is `3.1.depthwise.conv.weight`) is in: its
+    /// stage, its place in the stage, the block, and the rest of the name.
+    fn block_at<'a>(&self, rest: &'a str) -> Option<(usize, usize, &InvertedResidual, &'a str)> {
+        let mut parts = rest.splitn(3, '.');
+        let stage: usize = parts.next()?.parse().ok()?;
+        let within: usize = parts.next()?.parse().ok()?;
+        let block = self.stages.get(stage)?.get(within)?;
+        Some((stage, within, block, parts.next()?))
+    }
+
+    /// timm's names (`efficientnet_b0`): `conv_stem`/`bn1`, `blocks.S.B` with `conv_pw`,
+    /// `conv_dw`, `se.conv_reduce`, `conv_pwl` (`conv_dw`, `conv_pw` in a block without
+    /// expansion), `conv_head`/`bn2`, `classifier`.
+    fn timm_name(&self, name: &str) -> Option<String> {
+        let (first, rest) = name.split_once('.')?;
+        let edge = |conv: &str, bn: &str| match rest.split_once('.')? {
+            ("conv", tail) => Some(format!("{conv}.{tail}")),
+            ("bn", tail) => Some(format!("{bn}.{tail}")),
+            _ => None,
+        };
+        match first {
+            "stem" => edge("conv_stem", "bn1"),
+            "last" => edge("conv_head", "bn2"),
+            "classifier" => Some(format!("classifier.{}", rest.strip_prefix("fc.")?)),
+            "stages" => {
+                let (stage, within, block, part) = self.block_at(rest)?;
+                let (unit, tail) = part.split_once('.')?;
+                let expanded = block.expand.is_some();
+                let renamed = match (unit, tail.split_once('.')?, expanded) {
+                    ("expand", ("conv", t), _) => format!("conv_pw.{t}"),
+                    ("expand", ("bn", t), _) => format!("bn1.{t}"),
+                    ("depthwise", ("conv", t), _) => format!("conv_dw.{t}"),
+                    ("depthwise", ("bn", t), true) => format!("bn2.{t}"),
+                    ("depthwise", ("bn", t), false) => format!("bn1.{t}"),
+                    ("se", ("fc1", t), _) => format!("se.conv_reduce.{t}"),
+                    ("se", ("fc2", t), _) => format!("se.conv_expand.{t}"),
+                    ("project", ("conv", t), true) => format!("conv_pwl.{t}"),
+                    ("project", ("bn", t), true) => format!("bn3.{t}"),
+                    ("project", ("conv", t), false) => format!("conv_pw.{t}"),
+                    ("project", ("bn", t), false) => format!("bn2.{t}"),
+                    _ => return None,
+                };
+                Some(format!("blocks.{stage}.{within}.{renamed}"))
+            }
+            _ => None,
+        }
     }
 }
