@@ -13,7 +13,7 @@ use crate::engine::checkpoint;
 use crate::engine::model::{
     Classifier, Layout, ModelShape, ModelTask, for_each_tensor, with_model,
 };
-use crate::engine::weights::{LAYOUT_KEY, PYTORCH_LAYOUT, transpose};
+use crate::engine::weights::{Format, LAYOUT_KEY, PYTORCH_LAYOUT, format_of, transpose};
 use crate::paths::Paths;
 use crate::run::{Catalog, write_atomic};
 use crate::session::RunSpec;
@@ -74,21 +74,10 @@ fn pytorch_tensors<M: Classifier>(model: &M, layout: Layout) -> Result<Vec<Named
     }
 }
 
-/// The file types an export writes.
-#[derive(Clone, Copy)]
-enum ExportFormat {
-    Safetensors,
-    Burnpack,
-}
-
-fn export_format(to: &Path) -> Result<ExportFormat> {
-    let ext = to
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    match ext.as_deref() {
-        Some("safetensors") => Ok(ExportFormat::Safetensors),
-        Some("bpk") => Ok(ExportFormat::Burnpack),
+/// The format of an export to `to`: `.safetensors` or `.bpk`, as the weights reader names them.
+fn export_format(to: &Path) -> Result<Format> {
+    match format_of(to) {
+        Ok(format @ (Format::Safetensors | Format::Burnpack)) => Ok(format),
         _ => bail!(
             "cannot export to {}: use a .bpk or .safetensors path",
             to.display()
@@ -102,8 +91,8 @@ pub fn write_weights<M: Classifier>(model: &M, names: Layout, to: &Path) -> Resu
     let format = export_format(to)?;
     let tensors = pytorch_tensors(model, names)?;
     let bytes = match format {
-        ExportFormat::Safetensors => safetensors_bytes(&tensors)?,
-        ExportFormat::Burnpack => burnpack_bytes(tensors)?,
+        Format::Burnpack => burnpack_bytes(tensors)?,
+        _ => safetensors_bytes(&tensors)?,
     };
     write_atomic(to, &bytes)?;
     Ok(())

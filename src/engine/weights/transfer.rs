@@ -263,13 +263,11 @@ pub fn transfer<M: Classifier>(
                 .filter_map(|t| model.layout_name(layout, &t.path));
             named.filter(|name| offered.contains_key(name)).count()
         };
-        let mut best = Layout::ALL[0];
-        for layout in Layout::ALL {
-            if hits(layout) > hits(best) {
-                best = layout;
-            }
-        }
-        best
+        // The first of the most matched: a tie goes to torchvision's.
+        Layout::ALL
+            .into_iter()
+            .min_by_key(|layout| std::cmp::Reverse(hits(*layout)))
+            .unwrap_or(Layout::Torchvision)
     });
     let mut used: BTreeSet<String> = BTreeSet::new();
     let mut loaded: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
